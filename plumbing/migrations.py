@@ -19,7 +19,14 @@ from sqlalchemy import Connection, MetaData, text
 from plumbing.db import Database
 
 log = logging.getLogger(__name__)
-SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+ROOT = Path(__file__).resolve().parent.parent
+# Every owner of tables and where its Alembic scripts live (the bot keeps its record of handled events too).
+MIGRATION_DIRS = {
+    "accounts": ROOT / "services" / "accounts" / "migrations",
+    "imports": ROOT / "services" / "imports" / "migrations",
+    "notify": ROOT / "services" / "notify" / "migrations",
+    "bot": ROOT / "bot" / "migrations",
+}
 
 
 def version_table(service: str) -> str:
@@ -28,7 +35,7 @@ def version_table(service: str) -> str:
 
 def alembic_config(service: str, connection: Connection | None = None) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
+    config.set_main_option("script_location", str(MIGRATION_DIRS[service]))
     config.attributes["service"] = service
     if connection is not None:
         config.attributes["connection"] = connection

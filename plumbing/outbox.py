@@ -10,7 +10,6 @@ Once notify has a message, the row's data (which may hold a set-password link) i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from plumbing.config import Settings
 from plumbing.db import Database, UtcDateTime, utcnow
+from plumbing.waiting import wait_for_either
 
 log = logging.getLogger("portal.outbox")
 
@@ -187,9 +187,4 @@ class OutboxRelay:
                     backoff = min(backoff * 2, 30.0)
                 if moved >= self.batch:
                     continue
-                self._wake.clear()
-                waiters = [asyncio.create_task(stopping.wait()), asyncio.create_task(self._wake.wait())]
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED), backoff)
-                for waiter in waiters:
-                    waiter.cancel()
+                await wait_for_either(stopping, self._wake, backoff)
