@@ -5,13 +5,23 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +40,22 @@ def _split_host_port(value: str) -> tuple[str, int] | None:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         return None
     return host.strip("[]"), int(port)
+
+
+class SchoolSender(BaseModel):
+    """A school's own name and sender address in its emails (PORTAL_SCHOOL_SENDERS, keyed by school)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    mail_from: str = ""
+
+    @field_validator("mail_from")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value and "@" not in parseaddr(value)[1]:
+            raise ValueError("expected an address such as 'Lincoln High <office@lincoln.example.org>'")
+        return value
 
 
 class Settings(BaseSettings):
@@ -59,6 +85,20 @@ class Settings(BaseSettings):
     smtp_tls: bool = False
     mail_from: str = "Parent Portal <no-reply@localhost>"
     mail_sink_port: int = Field(default=2525, ge=1, le=65535)
+    # Notify's delivery (see services/notify): SMTP pool, retries, leases and the per-domain rate limit.
+    smtp_pool_size: int = Field(default=4, ge=1, le=64)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_messages_per_connection: int = Field(default=100, ge=1)
+    smtp_ca_file: Path | None = None
+    school_senders: dict[str, SchoolSender] = Field(default_factory=dict)
+    notify_retry_initial_seconds: float = Field(default=30.0, gt=0)
+    notify_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    notify_retry_max_age_seconds: float = Field(default=86400.0, gt=0)
+    notify_lease_seconds: float = Field(default=300.0, gt=0)
+    notify_poll_seconds: float = Field(default=2.0, gt=0)
+    notify_batch_size: int = Field(default=100, ge=1, le=1000)
+    notify_domain_rate_limit: int = Field(default=0, ge=0)
+    notify_domain_rate_window_seconds: int = Field(default=60, ge=1)
 
     public_url: str = "http://127.0.0.1:8080"
     web_port: int = Field(default=8080, ge=1, le=65535)
@@ -69,6 +109,11 @@ class Settings(BaseSettings):
     blob_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
+
+    import_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    import_max_rows: int = Field(default=200_000, ge=1)
+    import_max_columns: int = Field(default=100, ge=1)
+    import_batch_rows: int = Field(default=1000, ge=1, le=10_000)
 
     admins: str = ""
     admin_group: str | None = None
@@ -144,7 +189,7 @@ class Settings(BaseSettings):
             raise ValueError("PORTAL_SMTP_TLS and PORTAL_SMTP_STARTTLS exclude each other: choose one")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("PORTAL_TLS_CERT and PORTAL_TLS_KEY go together: set both or neither")
-        for name in ("tls_cert", "tls_key", "tls_ca"):
+        for name in ("tls_cert", "tls_key", "tls_ca", "smtp_ca_file"):
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise ValueError(f"PORTAL_{name.upper()}: no file at {path}")

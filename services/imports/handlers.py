@@ -1,0 +1,264 @@
+"""The import jobs: trial run, upload and undo. Each plans through the same functions (services.imports.planning);
+the upload applies batch by batch with idempotency keys and commits its progress with each batch's outcomes, so a
+service killed mid-upload resumes at the next batch and no row is applied twice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from plumbing.blobs import BlobStore
+from plumbing.context import set_call_context
+from plumbing.db import utcnow
+from plumbing.jobs import FAILED, SUCCEEDED, JobAlertRelay, JobContext
+from portal.accounts.v1 import accounts_pb2
+from services.imports import roster
+from services.imports.planning import RowPlan, account_row, batches, count, merge, summary_sentence
+from services.imports.reading import ReadResult, SheetRow, annotated_workbook, log_workbook
+from services.imports.store import ImportsStore, Outcome, Problem
+
+log = logging.getLogger("portal.imports")
+IN_FLIGHT = 2
+UNDO_DAYS = 14
+
+
+def rows_key(job_id: str) -> str:
+    return f"imports/{job_id}/rows.json"
+
+
+def file_key(job_id: str, name: str) -> str:
+    return f"imports/{job_id}/{name}.xlsx"
+
+
+@dataclass
+class Handlers:
+    store: ImportsStore
+    blobs: BlobStore
+    accounts: Any  # AccountsServiceStub
+    alerts: JobAlertRelay | None = None
+    batch_rows: int = 1000
+
+    def _act_as(self, context: JobContext) -> None:
+        set_call_context(context.job.actor, context.job.id, None)
+
+    # Planning -------------------------------------------------------------------------------------------------
+
+    async def _plan_accounts(self, read: ReadResult, groups: Sequence[Sequence[SheetRow]], *, validate_only: bool,
+                             job_id: str, first_batch: int = 0) -> list[list[RowPlan]]:
+        semaphore = asyncio.Semaphore(IN_FLIGHT)
+
+        async def one(number: int, group: Sequence[SheetRow]) -> list[RowPlan]:
+            request = accounts_pb2.BatchApplyAccountRowsRequest(
+                rows=[account_row(row, read.kind) for row in group], validate_only=validate_only,
+                send_invitations=not validate_only, job_id=job_id, links_only=read.kind == "student_links",
+                request_id="" if validate_only else f"{job_id}:batch:{number}")
+            async with semaphore:
+                response = await self.accounts.BatchApplyAccountRows(request, timeout=300)
+            by_row = {result.row_number: result for result in response.results}
+            return [merge(row, by_row.get(row.row_number), read.columns) for row in group]
+
+        return list(await asyncio.gather(*(one(first_batch + i, g) for i, g in enumerate(groups))))
+
+    async def _plan_roster(self, read: ReadResult, groups: Sequence[Sequence[SheetRow]], *, validate_only: bool,
+                           job_id: str, first_batch: int = 0) -> list[list[RowPlan]]:
+        plans = []
+        for number, group in enumerate(groups, start=first_batch):
+            request = roster.upsert_request(group)
+            request.validate_only = validate_only
+            if not validate_only:
+                request.request_id = f"{job_id}:batch:{number}"
+            response = await self.accounts.BatchUpsertRoster(request, timeout=300)
+            plans.append(roster.row_plans(group, response, read.columns))
+        return plans
+
+    def _groups(self, read: ReadResult) -> tuple[list[list[SheetRow]], list[RowPlan]]:
+        """Batches of rows to send, and the plans of rows that are not sent (skipped, or broken in the file)."""
+        sendable = [r for r in read.rows if not r.skipped and not any(c.startswith("E_") for c, _, _ in r.problems)]
+        held = [merge(r, None, read.columns) for r in read.rows if r not in sendable]
+        if read.kind in ("roster", "oneroster"):
+            size = self.batch_rows
+            return [sendable[i:i + size] for i in range(0, len(sendable), size)], held
+        return batches(sendable, self.batch_rows), held
+
+    async def _plan(self, read: ReadResult, groups: Sequence[Sequence[SheetRow]], **kw: Any) -> list[list[RowPlan]]:
+        if read.kind in ("roster", "oneroster"):
+            return await self._plan_roster(read, groups, **kw)
+        return await self._plan_accounts(read, groups, **kw)
+
+    # Trial run ------------------------------------------------------------------------------------------------
+
+    async def trial_run(self, context: JobContext) -> None:
+        self._act_as(context)
+        job = context.job
+        store = self.store
+        read = ReadResult.from_json(await store.db.run(self.blobs.get, rows_key(job.id)))
+        groups, held = self._groups(read)
+        plans: list[RowPlan] = list(held)
+        done = len(held)
+        step = max(1, IN_FLIGHT)
+        for start in range(0, len(groups), step):
+            chunk = groups[start:start + step]
+            for batch in await self._plan(read, chunk, validate_only=True, job_id=job.id):
+                plans.extend(batch)
+            done += sum(len(g) for g in chunk)
+
+            def progress(done: int = done) -> None:
+                with store.db.transaction() as session:
+                    store.jobs.progress(session, job.id, context.owner, done=done, total=len(read.rows))
+            await store.db.run(progress)
+        plans.sort(key=lambda p: p.row_number)
+        counts = count(plans, len(read.rows))
+        workbook = await asyncio.to_thread(annotated_workbook, read, plans, counts)
+        await store.db.run(self.blobs.put, file_key(job.id, "annotated"), workbook)
+        problems = [Problem(p.row_number, column, code, message, warning)
+                    for p in plans for code, column, message, warning in p.problems]
+
+        def finish() -> None:
+            with store.db.transaction() as session:
+                store.replace_problems(session, job.id, problems)
+                store.jobs.finish(session, job.id, context.owner, state=SUCCEEDED,
+                                  summary=summary_sentence(counts, applied=False),
+                                  result={"counts": counts, "file_warnings": read.warnings, "files": ["annotated"]},
+                                  attributes={k: str(v) for k, v in counts.items()})
+        await store.db.run(finish)
+        if self.alerts:
+            self.alerts.poke()
+
+    # Upload ---------------------------------------------------------------------------------------------------
+
+    async def upload(self, context: JobContext) -> None:
+        self._act_as(context)
+        job = context.job
+        store = self.store
+        try:
+            data = await store.db.run(self.blobs.get, rows_key(job.source_job_id))
+        except KeyError:
+            await self._fail(context, "The trial run's rows are no longer kept (trial runs expire after 7 days, "
+                                      "and a file is applied only once). Send the file again for a new trial run.")
+            return
+        read = ReadResult.from_json(data)
+        groups, held = self._groups(read)
+        first = int(job.checkpoint.get("batch", 0))
+        if first == 0 and held:
+            def record_held() -> None:
+                with store.db.transaction() as session:
+                    store.add_outcomes(session, job.id, [_outcome(p) for p in held])
+                    store.jobs.progress(session, job.id, context.owner, done=len(held), total=len(read.rows),
+                                        checkpoint={"batch": 0, "held": True})
+            if not job.checkpoint.get("held"):
+                await store.db.run(record_held)
+        done = len(held) + sum(len(g) for g in groups[:first])
+        for number in range(first, len(groups)):
+            if context.should_stop():
+                return
+            [plans] = await self._plan(read, [groups[number]], validate_only=False, job_id=job.id,
+                                       first_batch=number)
+            done += len(groups[number])
+
+            def commit(plans: list[RowPlan] = plans, number: int = number, done: int = done) -> None:
+                with store.db.transaction() as session:
+                    store.add_outcomes(session, job.id, [_outcome(p) for p in plans])
+                    store.jobs.progress(session, job.id, context.owner, done=done, total=len(read.rows),
+                                        checkpoint={"batch": number + 1, "held": True})
+            await store.db.run(commit)
+        await self._finish_upload(context, read)
+
+    async def _finish_upload(self, context: JobContext, read: ReadResult) -> None:
+        job = context.job
+        store = self.store
+
+        def outcomes() -> list[Outcome]:
+            with store.db.read() as session:
+                return list(store.outcomes(session, job.id))
+        stored = await store.db.run(outcomes)
+        plans = [RowPlan(o.row_number, o.action, o.username,
+                         [(c, col, m, not c.startswith("E_")) for c, col, m in o.problems],
+                         list(o.new_student_ids), o.invitation_queued) for o in stored]
+        counts = count(plans, len(read.rows))
+        workbook = await asyncio.to_thread(log_workbook, read, plans, counts)
+        await store.db.run(self.blobs.put, file_key(job.id, "log"), workbook)
+        problems = [Problem(p.row_number, column, code, message, warning)
+                    for p in plans for code, column, message, warning in p.problems]
+
+        def finish() -> None:
+            with store.db.transaction() as session:
+                store.replace_problems(session, job.id, problems)
+                store.jobs.finish(session, job.id, context.owner, state=SUCCEEDED,
+                                  summary=summary_sentence(counts, applied=True),
+                                  result={"counts": counts, "file_warnings": read.warnings, "files": ["log"]},
+                                  attributes={k: str(v) for k, v in counts.items()})
+        await store.db.run(finish)
+        # The rows may hold passwords: they go as soon as the upload has committed.
+        await store.db.run(self.blobs.delete, rows_key(job.source_job_id))
+        if self.alerts:
+            self.alerts.poke()
+
+    # Undo -----------------------------------------------------------------------------------------------------
+
+    async def undo(self, context: JobContext) -> None:
+        self._act_as(context)
+        job = context.job
+        store = self.store
+
+        def load() -> list[Any]:
+            with store.db.read() as session:
+                return store.outcomes(session, job.source_job_id)
+        outcomes = await store.db.run(load)
+        todo = [o for o in outcomes if not o.undone and o.action in ("create", "update", "link")]
+        created = {o.username.lower(): o for o in todo if o.action == "create"}
+        linked = [o for o in todo if o.action != "create" and o.new_student_ids]
+        request = accounts_pb2.RevertAccountChangesRequest(
+            created_usernames=[o.username for o in created.values()],
+            added_links=[accounts_pb2.AccountLinks(username=o.username, student_ids=list(o.new_student_ids))
+                         for o in linked],
+            request_id=f"{job.id}:revert")
+        answer = await self.accounts.RevertAccountChanges(request, timeout=300)
+        removed = list(answer.removed_usernames)
+        unlinked = answer.links_removed
+        kept = [(created[k.username.lower()].row_number if k.username.lower() in created else 0, k.username,
+                 k.reason) for k in answer.kept]
+        kept_names = {k.username.lower() for k in answer.kept}
+        done_ids = [o.id for o in todo if o.username.lower() not in kept_names]
+        summary = (f"{len(removed)} account{'s' if len(removed) != 1 else ''} removed, "
+                   f"{unlinked} student link{'s' if unlinked != 1 else ''} removed")
+        if kept:
+            summary += f", {len(kept)} account{'s' if len(kept) != 1 else ''} kept"
+
+        def finish() -> None:
+            with store.db.transaction() as session:
+                store.mark_undone(session, done_ids, utcnow())
+                store.replace_problems(session, job.id, [
+                    Problem(row, "LOGONID", "W_NOT_UNDONE", f"{username}: {reason}", True)
+                    for row, username, reason in kept])
+                store.jobs.finish(session, job.id, context.owner, state=SUCCEEDED, summary=summary,
+                                  result={"removed": removed, "unlinked": unlinked,
+                                          "kept": [list(k) for k in kept]},
+                                  attributes={"removed": str(len(removed)), "unlinked": str(unlinked),
+                                              "kept": str(len(kept))})
+        await store.db.run(finish)
+        if self.alerts:
+            self.alerts.poke()
+
+    async def _fail(self, context: JobContext, message: str) -> None:
+        def fail() -> None:
+            with self.store.db.transaction() as session:
+                self.store.jobs.finish(session, context.job.id, context.owner, state=FAILED, summary=message,
+                                       error_code=9, error_message=message)
+        await self.store.db.run(fail)
+        if self.alerts:
+            self.alerts.poke()
+
+
+def _outcome(plan: RowPlan) -> Outcome:
+    return Outcome(row_number=plan.row_number, action=plan.action, username=plan.username,
+                   new_student_ids=tuple(plan.new_student_ids),
+                   problems=tuple((c, col, m) for c, col, m, _w in plan.problems),
+                   invitation_queued=plan.invitation)
+
+
+def undo_deadline_passed(ended_at: Any) -> bool:
+    return ended_at is None or utcnow() - ended_at > timedelta(days=UNDO_DAYS)
