@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     import_max_rows: int = Field(default=200_000, ge=1)
     import_max_columns: int = Field(default=100, ge=1)
     import_batch_rows: int = Field(default=1000, ge=1, le=10_000)
+    job_lease_seconds: float = Field(default=30.0, ge=1.0, le=600.0)
 
     admins: str = ""
     admin_group: str | None = None

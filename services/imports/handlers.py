@@ -18,11 +18,19 @@ from plumbing.jobs import FAILED, SUCCEEDED, JobAlertRelay, JobContext
 from portal.accounts.v1 import accounts_pb2
 from services.imports import roster
 from services.imports.planning import RowPlan, account_row, batches, count, merge, summary_sentence
-from services.imports.reading import ReadResult, SheetRow, annotated_workbook, log_workbook
+from services.imports.reading import (
+    ParsedFile,
+    SheetRow,
+    annotated_workbook,
+    log_workbook,
+    parsed_from_json,
+    sheet_rows,
+)
 from services.imports.store import ImportsStore, Outcome, Problem
 
 log = logging.getLogger("portal.imports")
 IN_FLIGHT = 2
+ROSTER_KINDS = ("roster", "oneroster")
 UNDO_DAYS = 14
 
 
@@ -47,23 +55,23 @@ class Handlers:
 
     # Planning -------------------------------------------------------------------------------------------------
 
-    async def _plan_accounts(self, read: ReadResult, groups: Sequence[Sequence[SheetRow]], *, validate_only: bool,
+    async def _plan_accounts(self, kind: str, groups: Sequence[Sequence[SheetRow]], *, validate_only: bool,
                              job_id: str, first_batch: int = 0) -> list[list[RowPlan]]:
         semaphore = asyncio.Semaphore(IN_FLIGHT)
 
         async def one(number: int, group: Sequence[SheetRow]) -> list[RowPlan]:
             request = accounts_pb2.BatchApplyAccountRowsRequest(
-                rows=[account_row(row, read.kind) for row in group], validate_only=validate_only,
-                send_invitations=not validate_only, job_id=job_id, links_only=read.kind == "student_links",
+                rows=[account_row(row, kind) for row in group], validate_only=validate_only,
+                send_invitations=not validate_only, job_id=job_id, links_only=kind == "student_links",
                 request_id="" if validate_only else f"{job_id}:batch:{number}")
             async with semaphore:
                 response = await self.accounts.BatchApplyAccountRows(request, timeout=300)
             by_row = {result.row_number: result for result in response.results}
-            return [merge(row, by_row.get(row.row_number), read.columns) for row in group]
+            return [merge(row, by_row.get(row.row_number)) for row in group]
 
         return list(await asyncio.gather(*(one(first_batch + i, g) for i, g in enumerate(groups))))
 
-    async def _plan_roster(self, read: ReadResult, groups: Sequence[Sequence[SheetRow]], *, validate_only: bool,
+    async def _plan_roster(self, kind: str, groups: Sequence[Sequence[SheetRow]], *, validate_only: bool,
                            job_id: str, first_batch: int = 0) -> list[list[RowPlan]]:
         plans = []
         for number, group in enumerate(groups, start=first_batch):
@@ -72,22 +80,26 @@ class Handlers:
             if not validate_only:
                 request.request_id = f"{job_id}:batch:{number}"
             response = await self.accounts.BatchUpsertRoster(request, timeout=300)
-            plans.append(roster.row_plans(group, response, read.columns))
+            plans.append(roster.row_plans(group, response))
         return plans
 
-    def _groups(self, read: ReadResult) -> tuple[list[list[SheetRow]], list[RowPlan]]:
+    def _groups(self, kind: str, rows: Sequence[SheetRow]) -> tuple[list[list[SheetRow]], list[RowPlan]]:
         """Batches of rows to send, and the plans of rows that are not sent (skipped, or broken in the file)."""
-        sendable = [r for r in read.rows if not r.skipped and not any(c.startswith("E_") for c, _, _ in r.problems)]
-        held = [merge(r, None, read.columns) for r in read.rows if r not in sendable]
-        if read.kind in ("roster", "oneroster"):
+        sendable = [row for row in rows if not row.held]
+        held = [merge(row, None) for row in rows if row.held]
+        if kind in ROSTER_KINDS:
             size = self.batch_rows
             return [sendable[i:i + size] for i in range(0, len(sendable), size)], held
         return batches(sendable, self.batch_rows), held
 
-    async def _plan(self, read: ReadResult, groups: Sequence[Sequence[SheetRow]], **kw: Any) -> list[list[RowPlan]]:
-        if read.kind in ("roster", "oneroster"):
-            return await self._plan_roster(read, groups, **kw)
-        return await self._plan_accounts(read, groups, **kw)
+    async def _plan(self, kind: str, groups: Sequence[Sequence[SheetRow]], **kw: Any) -> list[list[RowPlan]]:
+        if kind in ROSTER_KINDS:
+            return await self._plan_roster(kind, groups, **kw)
+        return await self._plan_accounts(kind, groups, **kw)
+
+    async def _load(self, job_id: str) -> ParsedFile:
+        data = await self.store.db.run(self.blobs.get, rows_key(job_id))
+        return await asyncio.to_thread(parsed_from_json, data)
 
     # Trial run ------------------------------------------------------------------------------------------------
 
@@ -95,34 +107,46 @@ class Handlers:
         self._act_as(context)
         job = context.job
         store = self.store
-        read = ReadResult.from_json(await store.db.run(self.blobs.get, rows_key(job.id)))
-        groups, held = self._groups(read)
+        parsed = await self._load(job.id)
+        kind = str(parsed.kind)
+        rows = sheet_rows(parsed)
+        groups, held = self._groups(kind, rows)
         plans: list[RowPlan] = list(held)
         done = len(held)
-        step = max(1, IN_FLIGHT)
-        for start in range(0, len(groups), step):
-            chunk = groups[start:start + step]
-            for batch in await self._plan(read, chunk, validate_only=True, job_id=job.id):
+        for start in range(0, len(groups), IN_FLIGHT):
+            chunk = groups[start:start + IN_FLIGHT]
+            for batch in await self._plan(kind, chunk, validate_only=True, job_id=job.id):
                 plans.extend(batch)
             done += sum(len(g) for g in chunk)
 
             def progress(done: int = done) -> None:
                 with store.db.transaction() as session:
-                    store.jobs.progress(session, job.id, context.owner, done=done, total=len(read.rows))
+                    store.jobs.progress(session, job.id, context.owner, done=done, total=len(rows))
             await store.db.run(progress)
         plans.sort(key=lambda p: p.row_number)
-        counts = count(plans, len(read.rows))
-        workbook = await asyncio.to_thread(annotated_workbook, read, plans, counts)
-        await store.db.run(self.blobs.put, file_key(job.id, "annotated"), workbook)
+        counts = count(plans, len(rows))
+        summary = summary_sentence(counts, applied=False)
         problems = [Problem(p.row_number, column, code, message, warning)
                     for p in plans for code, column, message, warning in p.problems]
 
-        def finish() -> None:
+        def planned() -> None:
+            # The counts and problems are visible (GetImportJob, ListRowProblems) while the workbook is written.
             with store.db.transaction() as session:
                 store.replace_problems(session, job.id, problems)
-                store.jobs.finish(session, job.id, context.owner, state=SUCCEEDED,
-                                  summary=summary_sentence(counts, applied=False),
-                                  result={"counts": counts, "file_warnings": read.warnings, "files": ["annotated"]},
+                store.jobs.progress(session, job.id, context.owner, done=len(rows), total=len(rows),
+                                    summary=summary, checkpoint={"planned": True})
+                store.jobs.set_attributes(session, job.id, {k: str(v) for k, v in counts.items()})
+        await store.db.run(planned)
+        lines = [f"{counts['invitations']} row(s) without a password: those parents will be emailed an "
+                 "invitation link."] if counts["invitations"] else []
+        workbook = await asyncio.to_thread(annotated_workbook, parsed, plans, lines)
+        await store.db.run(self.blobs.put, file_key(job.id, "annotated"), workbook)
+
+        def finish() -> None:
+            with store.db.transaction() as session:
+                store.jobs.finish(session, job.id, context.owner, state=SUCCEEDED, summary=summary,
+                                  result={"counts": counts, "file_warnings": _file_warnings(parsed),
+                                          "files": ["annotated"]},
                                   attributes={k: str(v) for k, v in counts.items()})
         await store.db.run(finish)
         if self.alerts:
@@ -135,19 +159,20 @@ class Handlers:
         job = context.job
         store = self.store
         try:
-            data = await store.db.run(self.blobs.get, rows_key(job.source_job_id))
+            parsed = await self._load(job.source_job_id)
         except KeyError:
             await self._fail(context, "The trial run's rows are no longer kept (trial runs expire after 7 days, "
                                       "and a file is applied only once). Send the file again for a new trial run.")
             return
-        read = ReadResult.from_json(data)
-        groups, held = self._groups(read)
+        kind = str(parsed.kind)
+        rows = sheet_rows(parsed)
+        groups, held = self._groups(kind, rows)
         first = int(job.checkpoint.get("batch", 0))
         if first == 0 and held:
             def record_held() -> None:
                 with store.db.transaction() as session:
                     store.add_outcomes(session, job.id, [_outcome(p) for p in held])
-                    store.jobs.progress(session, job.id, context.owner, done=len(held), total=len(read.rows),
+                    store.jobs.progress(session, job.id, context.owner, done=len(held), total=len(rows),
                                         checkpoint={"batch": 0, "held": True})
             if not job.checkpoint.get("held"):
                 await store.db.run(record_held)
@@ -155,19 +180,19 @@ class Handlers:
         for number in range(first, len(groups)):
             if context.should_stop():
                 return
-            [plans] = await self._plan(read, [groups[number]], validate_only=False, job_id=job.id,
+            [plans] = await self._plan(kind, [groups[number]], validate_only=False, job_id=job.id,
                                        first_batch=number)
             done += len(groups[number])
 
             def commit(plans: list[RowPlan] = plans, number: int = number, done: int = done) -> None:
                 with store.db.transaction() as session:
                     store.add_outcomes(session, job.id, [_outcome(p) for p in plans])
-                    store.jobs.progress(session, job.id, context.owner, done=done, total=len(read.rows),
+                    store.jobs.progress(session, job.id, context.owner, done=done, total=len(rows),
                                         checkpoint={"batch": number + 1, "held": True})
             await store.db.run(commit)
-        await self._finish_upload(context, read)
+        await self._finish_upload(context, parsed, len(rows))
 
-    async def _finish_upload(self, context: JobContext, read: ReadResult) -> None:
+    async def _finish_upload(self, context: JobContext, parsed: ParsedFile, total: int) -> None:
         job = context.job
         store = self.store
 
@@ -178,8 +203,8 @@ class Handlers:
         plans = [RowPlan(o.row_number, o.action, o.username,
                          [(c, col, m, not c.startswith("E_")) for c, col, m in o.problems],
                          list(o.new_student_ids), o.invitation_queued) for o in stored]
-        counts = count(plans, len(read.rows))
-        workbook = await asyncio.to_thread(log_workbook, read, plans, counts)
+        counts = count(plans, total)
+        workbook = await asyncio.to_thread(log_workbook, parsed, plans, [summary_sentence(counts, applied=True)])
         await store.db.run(self.blobs.put, file_key(job.id, "log"), workbook)
         problems = [Problem(p.row_number, column, code, message, warning)
                     for p in plans for code, column, message, warning in p.problems]
@@ -189,7 +214,8 @@ class Handlers:
                 store.replace_problems(session, job.id, problems)
                 store.jobs.finish(session, job.id, context.owner, state=SUCCEEDED,
                                   summary=summary_sentence(counts, applied=True),
-                                  result={"counts": counts, "file_warnings": read.warnings, "files": ["log"]},
+                                  result={"counts": counts, "file_warnings": _file_warnings(parsed),
+                                          "files": ["log"]},
                                   attributes={k: str(v) for k, v in counts.items()})
         await store.db.run(finish)
         # The rows may hold passwords: they go as soon as the upload has committed.
@@ -251,6 +277,10 @@ class Handlers:
         await self.store.db.run(fail)
         if self.alerts:
             self.alerts.poke()
+
+
+def _file_warnings(parsed: ParsedFile) -> list[str]:
+    return [w.message for w in parsed.file_warnings] + list(parsed.notes)
 
 
 def _outcome(plan: RowPlan) -> Outcome:

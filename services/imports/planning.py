@@ -32,7 +32,7 @@ def batches(rows: Sequence[SheetRow], size: int = BATCH_ROWS) -> list[list[Sheet
     after a restart rebuilds exactly the same batches."""
     groups: dict[str, list[SheetRow]] = {}
     for row in rows:
-        if row.skipped:
+        if row.held:
             continue
         key = row.values.get("LOGONID", "").strip().lower() or f"#row{row.row_number}"
         groups.setdefault(key, []).append(row)
@@ -86,12 +86,12 @@ class RowPlan:
     invitation: bool = False
 
 
-def merge(row: SheetRow, result: accounts_pb2.AccountRowResult | None, columns: dict[str, str]) -> RowPlan:
+def merge(row: SheetRow, result: accounts_pb2.AccountRowResult | None) -> RowPlan:
     """One row's plan from its file-level problems and the accounts service's answer."""
-    problems = [(code, columns.get(column, column), message, not code.startswith("E_"))
-                for code, column, message in row.problems]
-    if row.skipped:
-        return RowPlan(row.row_number, "skipped", row.values.get("LOGONID", ""), problems)
+    problems = [(code, column, message, not code.startswith("E_")) for code, column, message in row.problems]
+    if row.held:
+        action = "error" if any(not warning for *_rest, warning in problems) else "skipped"
+        return RowPlan(row.row_number, action, row.values.get("LOGONID", ""), problems)
     action = "error"
     username = row.values.get("LOGONID", "")
     new_ids: list[str] = []
@@ -101,7 +101,7 @@ def merge(row: SheetRow, result: accounts_pb2.AccountRowResult | None, columns: 
         username = result.username or username
         new_ids = list(result.new_student_ids)
         invitation = result.invitation_queued
-        problems += [(p.code, columns.get(p.column, p.column), p.message, p.warning) for p in result.problems]
+        problems += [(p.code, p.column, p.message, p.warning) for p in result.problems]
     if any(not warning for _c, _col, _m, warning in problems):
         action = "error"
     if action == "create" and not row.values.get("PASSWORD") and not invitation:
@@ -140,8 +140,8 @@ def summary_sentence(counts: dict[str, int], *, applied: bool) -> str:
     if counts.get("unchanged"):
         parts.append(f"{counts['unchanged']} unchanged")
     if counts.get("skipped"):
-        parts.append(f"{counts['skipped']} template row{'s' if counts['skipped'] != 1 else ''} "
-                     "without parent details skipped")
+        parts.append(f"{counts['skipped']} row{'s' if counts['skipped'] != 1 else ''} skipped "
+                     "(no account wanted, or a repeat of another row)")
     if counts.get("errors"):
         parts.append(f"{counts['errors']} row{'s' if counts['errors'] != 1 else ''} with errors "
                      f"{'skipped' if applied else 'will be skipped'}")

@@ -51,8 +51,7 @@ def upsert_request(rows: Sequence[SheetRow]) -> accounts_pb2.BatchUpsertRosterRe
         relationships=list(relationships.values()))
 
 
-def row_plans(rows: Sequence[SheetRow], response: accounts_pb2.BatchUpsertRosterResponse,
-              columns: dict[str, str]) -> list[RowPlan]:
+def row_plans(rows: Sequence[SheetRow], response: accounts_pb2.BatchUpsertRosterResponse) -> list[RowPlan]:
     """Each row's action: create when its student or contact is new, update when either changes, else unchanged."""
     actions = {(change.kind, change.id): change.action for change in response.changes}
     plans = []
@@ -60,7 +59,6 @@ def row_plans(rows: Sequence[SheetRow], response: accounts_pb2.BatchUpsertRoster
         mine = [actions.get(("student", row.values.get("STUDENT_ID", "")), "unchanged"),
                 actions.get(("contact", row.values.get("CONTACT_ID", "")), "unchanged")]
         action = "create" if "create" in mine else "update" if "update" in mine else "unchanged"
-        problems = [(code, columns.get(column, column), message, not code.startswith("E_"))
-                    for code, column, message in row.problems]
+        problems = [(code, column, message, not code.startswith("E_")) for code, column, message in row.problems]
         plans.append(RowPlan(row.row_number, action, row.values.get("CONTACT_EMAIL", ""), problems))
     return plans

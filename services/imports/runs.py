@@ -16,12 +16,24 @@ from plumbing.errors import FailedPrecondition, InvalidArgument, NotFound
 from plumbing.jobs import ENDED, FAILED, SUCCEEDED, JobRecord, JobRunner, new_job_id
 from portal.accounts.v1 import accounts_pb2
 from services.imports.handlers import UNDO_DAYS, file_key, rows_key
-from services.imports.reading import FileRefused, Limits, read_upload, template_workbook
+from services.imports.reading import FileRefused, Limits, read_upload, sheet_rows, table_to_json, template_workbook
 from services.imports.store import ImportsStore, Problem
 
 TRIAL_RUN_DAYS = 7
 FIRST_PROBLEMS = 20
 ROSTER_PAGE = 1000
+
+
+def describe_selector(selector: Any) -> str:
+    """The selection in staff's words, e.g. "group 7A" (shown in the template's Read me sheet)."""
+    which = selector.WhichOneof("kind")
+    if which in (None, "all"):
+        return "all students"
+    if which == "usernames":
+        return "accounts " + ", ".join(selector.usernames.usernames)
+    value = getattr(selector, which)
+    return {"school": "school", "group": "group", "grad_year": "graduation year",
+            "last_name_prefix": "last name beginning with"}[which] + f" {value}"
 
 
 @dataclass
@@ -92,7 +104,7 @@ class ImportsDomain:
         stem = record.payload.get("filename", "import").rsplit(".", 1)[0] or "import"
         return f"{stem}-{name}.xlsx", data
 
-    async def template(self, selector: Any) -> tuple[str, bytes]:
+    async def template(self, selector: Any, school_name: str) -> tuple[str, bytes]:
         students: list[accounts_pb2.Student] = []
         token = ""
         while True:
@@ -105,7 +117,7 @@ class ImportsDomain:
         if not students:
             raise FailedPrecondition("No students match that selection. Check the name, or import the roster "
                                      "first (drop a roster file into the chat).")
-        data = await asyncio.to_thread(template_workbook, students)
+        data = await asyncio.to_thread(template_workbook, students, describe_selector(selector), school_name)
         return f"parent-accounts-template-{utcnow().strftime('%Y%m%d')}.xlsx", data
 
     # Starting jobs --------------------------------------------------------------------------------------------
@@ -117,17 +129,18 @@ class ImportsDomain:
     async def start_trial_run(self, *, filename: str, data: bytes, anchor: dict[str, str], request_id: str | None,
                               previous_job_id: str) -> JobRecord:
         try:
-            read = await read_upload(data, filename, self.limits)
+            parsed = await read_upload(data, filename, self.limits)
         except FileRefused as refused:
-            raise InvalidArgument(str(refused), reason="FILE_REFUSED") from None
+            raise InvalidArgument(refused.message, reason=refused.code) from None
         job_id = new_job_id("imp")
-        await self.store.db.run(self.blobs.put, rows_key(job_id), read.to_json())
-        payload = {"filename": filename, "kind": read.kind, "previous_job_id": previous_job_id}
+        await self.store.db.run(self.blobs.put, rows_key(job_id), table_to_json(parsed.table))
+        total = len(sheet_rows(parsed))
+        payload = {"filename": filename, "kind": str(parsed.kind), "previous_job_id": previous_job_id}
 
         def create() -> JobRecord:
             with self.store.db.transaction() as session:
                 record, _new = self.store.jobs.create(session, "trial_run", payload, actor=current_actor(),
-                                                      anchor=anchor, request_id=request_id, total=len(read.rows),
+                                                      anchor=anchor, request_id=request_id, total=total,
                                                       job_id=job_id)
                 return record
         try:

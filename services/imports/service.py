@@ -16,7 +16,7 @@ from portal.accounts.v1 import accounts_pb2_grpc
 from portal.imports.v1 import imports_pb2_grpc
 from services.imports.alerts import compose
 from services.imports.handlers import Handlers, rows_key
-from services.imports.reading import Limits
+from services.imports.reading import limits_from_settings
 from services.imports.runs import TRIAL_RUN_DAYS, ImportsDomain
 from services.imports.servicer import ImportsServicer
 from services.imports.store import ImportsStore
@@ -34,9 +34,9 @@ async def setup(runtime: Runtime) -> None:
     alerts = JobAlertRelay(store.jobs, settings, compose(store, blobs))
     handlers = Handlers(store, blobs, accounts, alerts, batch_rows=settings.import_batch_rows)
     runner = JobRunner(store.jobs, {"trial_run": handlers.trial_run, "upload": handlers.upload,
-                                    "undo": handlers.undo})
-    domain = ImportsDomain(store, blobs, accounts, Limits.from_settings(settings), runner)
-    imports_pb2_grpc.add_ImportsServiceServicer_to_server(ImportsServicer(domain), runtime.server)
+                                    "undo": handlers.undo}, lease=settings.job_lease_seconds)
+    domain = ImportsDomain(store, blobs, accounts, limits_from_settings(settings), runner)
+    imports_pb2_grpc.add_ImportsServiceServicer_to_server(ImportsServicer(domain, settings.school_name), runtime.server)
 
     async def run_jobs() -> None:
         await runner.run(runtime.stopping)

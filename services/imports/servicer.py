@@ -55,11 +55,12 @@ def import_job_message(view: JobView) -> imports_pb2.ImportJob:
 
 
 class ImportsServicer(imports_pb2_grpc.ImportsServiceServicer):
-    def __init__(self, domain: ImportsDomain) -> None:
+    def __init__(self, domain: ImportsDomain, school_name: str) -> None:
         self.domain = domain
+        self.school_name = school_name
 
     async def GetTemplate(self, request: Any, context: Any) -> AsyncIterator[jobs_pb2.FileChunk]:
-        filename, data = await self.domain.template(request.selector)
+        filename, data = await self.domain.template(request.selector, self.school_name)
         for chunk in _chunks(filename, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", data):
             yield chunk
 
