@@ -91,7 +91,7 @@ async def run_up(settings: Settings, with_bot: bool) -> int:
     from plumbing import migrations
     from plumbing.db import Database
 
-    for service in SERVICES:
+    for service in (*SERVICES, "bot"):
         db = Database(settings.resolved_database_url, service, pool_size=1)
         try:
             migrations.upgrade(db, service)

@@ -17,6 +17,8 @@ SERVICE_MODULES = {
     "imports": "services.imports.service",
     "notify": "services.notify.service",
 }
+# Every owner of tables: the three services and the bot (its record of handled events and files).
+SCHEMA_OWNERS = (*SERVICE_MODULES, "bot")
 
 
 def _settings() -> Settings:
@@ -68,7 +70,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings()
     setup_logging("migrate", settings.log_level, settings.log_format)
-    for service in args.services or list(SERVICE_MODULES):
+    unknown = sorted(set(args.services) - set(SCHEMA_OWNERS))
+    if unknown:
+        print(f"portal: unknown schema owner {', '.join(unknown)}; choose from {', '.join(SCHEMA_OWNERS)}",
+              file=sys.stderr)
+        return 2
+    for service in args.services or list(SCHEMA_OWNERS):
         db = Database(settings.resolved_database_url, service, pool_size=1)
         try:
             migrations.upgrade(db, service)
@@ -105,10 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     bot = commands.add_parser("bot", help="run the Slack bot (or the chat console without Slack tokens)")
     bot.set_defaults(func=cmd_bot)
     migrate = commands.add_parser("migrate", help="bring the database schema to head, then exit")
-    migrate.add_argument("services", nargs="*", metavar="SERVICE", help="default: all three")
+    migrate.add_argument("services", nargs="*", metavar="SERVICE", help="default: all (accounts, imports, notify, bot)")
     migrate.set_defaults(func=cmd_migrate)
     make = commands.add_parser("makemigration", help="(developers) autogenerate a migration for a service")
-    make.add_argument("service", choices=sorted(SERVICE_MODULES))
+    make.add_argument("service", choices=sorted(SCHEMA_OWNERS))
     make.add_argument("-m", "--message", required=True)
     make.set_defaults(func=cmd_makemigration)
     return parser

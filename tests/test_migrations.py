@@ -15,9 +15,8 @@ OWNERS = {
     "accounts": "services.accounts.models",
     "imports": "services.imports.models",
     "notify": "services.notify.models",
+    "bot": "bot.models",
 }
-if migrations.MIGRATION_DIRS["bot"].is_dir():
-    OWNERS["bot"] = "bot.models"
 
 
 @pytest.mark.parametrize("owner", sorted(OWNERS))
