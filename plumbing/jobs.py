@@ -115,10 +115,12 @@ class LeaseLost(Exception):
 class JobStore:
     """The SQL of jobs; one per service, over its own jobs table."""
 
-    def __init__(self, db: Database, table: Table, id_prefix: str) -> None:
+    def __init__(self, db: Database, table: Table, id_prefix: str, lease: float = LEASE_SECONDS) -> None:
         self.db = db
         self.table = table
         self.id_prefix = id_prefix
+        # How long a worker's claim lasts without renewal (renewed with every progress commit).
+        self.lease = lease
 
     # Creating and reading -------------------------------------------------------------------------------------
 
@@ -174,9 +176,10 @@ class JobStore:
 
     # Claiming and progress ------------------------------------------------------------------------------------
 
-    def claim(self, owner: str, kinds: tuple[str, ...], lease: float = LEASE_SECONDS) -> JobRecord | None:
+    def claim(self, owner: str, kinds: tuple[str, ...]) -> JobRecord | None:
         """Take the oldest queued job of these kinds, or a running one whose worker's lease has expired."""
         now = utcnow()
+        lease = self.lease
         with self.db.transaction() as session:
             query = (
                 select(self.table)
@@ -204,18 +207,17 @@ class JobStore:
     def _owned(self, job_id: str, owner: str) -> Any:
         return and_(self.table.c.id == job_id, self.table.c.lease_owner == owner, self.table.c.state == RUNNING)
 
-    def renew(self, job_id: str, owner: str, lease: float = LEASE_SECONDS) -> bool:
+    def renew(self, job_id: str, owner: str) -> bool:
         with self.db.transaction() as session:
             result = session.execute(update(self.table).where(self._owned(job_id, owner)).values(
-                lease_expires=utcnow() + timedelta(seconds=lease)))
+                lease_expires=utcnow() + timedelta(seconds=self.lease)))
             return result.rowcount == 1
 
     def progress(self, session: Session, job_id: str, owner: str, *, done: int, total: int | None = None,
-                 checkpoint: Mapping[str, Any] | None = None, summary: str | None = None,
-                 lease: float = LEASE_SECONDS) -> None:
+                 checkpoint: Mapping[str, Any] | None = None, summary: str | None = None) -> None:
         """Record progress in the caller's transaction (with the chunk's own writes). Raises LeaseLost."""
         values: dict[str, Any] = {"done": done, "updated_at": utcnow(),
-                                  "lease_expires": utcnow() + timedelta(seconds=lease)}
+                                  "lease_expires": utcnow() + timedelta(seconds=self.lease)}
         if total is not None:
             values["total"] = total
         if checkpoint is not None:
@@ -273,7 +275,6 @@ class JobContext:
     store: JobStore
     owner: str
     stopping: asyncio.Event
-    lease: float = LEASE_SECONDS
 
     def should_stop(self) -> bool:
         return self.stopping.is_set()
@@ -296,7 +297,6 @@ class JobRunner:
     handlers: Mapping[str, Handler]
     owner: str = field(default_factory=worker_identity)
     poll: float = POLL_SECONDS
-    lease: float = LEASE_SECONDS
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def poke(self) -> None:
@@ -305,7 +305,7 @@ class JobRunner:
     async def run(self, stopping: asyncio.Event) -> None:
         kinds = tuple(self.handlers)
         while not stopping.is_set():
-            job = await self.store.db.run(self.store.claim, self.owner, kinds, self.lease)
+            job = await self.store.db.run(self.store.claim, self.owner, kinds)
             if job is None:
                 await wait_for_either(stopping, self._wake, self.poll)
                 continue
@@ -313,15 +313,15 @@ class JobRunner:
 
     async def _keep_lease(self, job: JobRecord, lost: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self.lease / 3)
-            if not await self.store.db.run(self.store.renew, job.id, self.owner, self.lease):
+            await asyncio.sleep(self.store.lease / 3)
+            if not await self.store.db.run(self.store.renew, job.id, self.owner):
                 lost.set()
                 return
 
     async def _run_one(self, job: JobRecord, stopping: asyncio.Event) -> None:
         lost = asyncio.Event()
         keeper = asyncio.create_task(self._keep_lease(job, lost))
-        context = JobContext(job, self.store, self.owner, stopping, self.lease)
+        context = JobContext(job, self.store, self.owner, stopping)
         try:
             await self.handlers[job.kind](context)
         except LeaseLost:

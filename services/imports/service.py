@@ -27,14 +27,14 @@ SWEEP_SECONDS = 3600.0
 
 async def setup(runtime: Runtime) -> None:
     settings = runtime.settings
-    store = ImportsStore(runtime.db)
+    store = ImportsStore(runtime.db, settings.job_lease_seconds)
     blobs = open_blob_store(settings.data_dir, settings.blob_url)
     channel = open_channel(settings, "accounts")
     accounts = accounts_pb2_grpc.AccountsServiceStub(channel)
     alerts = JobAlertRelay(store.jobs, settings, compose(store, blobs))
     handlers = Handlers(store, blobs, accounts, alerts, batch_rows=settings.import_batch_rows)
     runner = JobRunner(store.jobs, {"trial_run": handlers.trial_run, "upload": handlers.upload,
-                                    "undo": handlers.undo}, lease=settings.job_lease_seconds)
+                                    "undo": handlers.undo})
     domain = ImportsDomain(store, blobs, accounts, limits_from_settings(settings), runner)
     imports_pb2_grpc.add_ImportsServiceServicer_to_server(ImportsServicer(domain, settings.school_name), runtime.server)
 

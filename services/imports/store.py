@@ -42,9 +42,9 @@ class StoredOutcome(Outcome):
 
 
 class ImportsStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, lease: float = 30.0) -> None:
         self.db = db
-        self.jobs = JobStore(db, import_jobs, "imp")
+        self.jobs = JobStore(db, import_jobs, "imp", lease)
 
     # Problems -------------------------------------------------------------------------------------------------
 

@@ -81,3 +81,22 @@ async def wait_serving(settings: Settings, name: str, timeout: float = 30.0) -> 
             if loop.time() > deadline:
                 raise TimeoutError(f"{name} not SERVING after {timeout} s")
             await asyncio.sleep(0.05)
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that gives a child process (`portal serve ...`) these settings."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "SLACK_"))}
+    for name, value in settings.model_dump().items():
+        if value is None or name.startswith("slack_"):
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"PORTAL_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    for name in ("slack_bot_token", "slack_app_token", "slack_signing_secret", "slack_api_url"):
+        value = getattr(settings, name)
+        if value is not None:
+            env[name.upper()] = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+    env.update(extra)
+    return env
