@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,7 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ConfigError(Exception):
@@ -90,7 +91,7 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     smtp_messages_per_connection: int = Field(default=100, ge=1)
     smtp_ca_file: Path | None = None
-    school_senders: dict[str, SchoolSender] = Field(default_factory=dict)
+    school_senders: Annotated[dict[str, SchoolSender], NoDecode] = Field(default_factory=dict)
     notify_retry_initial_seconds: float = Field(default=30.0, gt=0)
     notify_retry_max_seconds: float = Field(default=3600.0, gt=0)
     notify_retry_max_age_seconds: float = Field(default=86400.0, gt=0)
@@ -133,6 +134,17 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("school_senders", mode="before")
+    @classmethod
+    def _senders_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError('expected JSON such as {"Lincoln High": {"name": "Lincoln High School", '
+                                 '"mail_from": "Lincoln High <office@lincoln.example.org>"}}') from None
+        return value
 
     @field_validator("accounts_addr", "imports_addr", "notify_addr")
     @classmethod
