@@ -87,3 +87,81 @@ W_UNCHANGED = define(
 S_NO_ACCOUNT_WANTED = define(
     "S_NO_ACCOUNT_WANTED", "All parent columns of this template row are empty: no account is wanted.",
     "Nothing to do, or fill the row in to create an account.")
+
+# Added by the accounts service ------------------------------------------------------------------------------------
+E_NAME_CHARS = define(
+    "E_NAME_CHARS", "A name contains control characters (tabs, line breaks or other invisible characters).",
+    "Retype the name without them.")
+E_NO_CONTACT = define(
+    "E_NO_CONTACT", "The roster marks this contact with a court order or no-contact flag: they must not get "
+    "access to any student.", "Remove the row, or correct the flag in the school's information system first.")
+W_NO_EMAIL = define(
+    "W_NO_EMAIL", "The new account has neither a password nor an email address: nobody can sign in to it yet.",
+    "Add an EMAIL so an invitation can be sent, or type a PASSWORD.")
+E_USERNAME_UNKNOWN = define(
+    "E_USERNAME_UNKNOWN", "No account has this username (a student-links file only adds students to accounts that "
+    "exist).", "Check the username, or create the account first with a parent-accounts file.")
+
+# Row rules checked while reading a file (services/imports/files) ---------------------------------------------------
+E_ID_SCIENTIFIC = define(
+    "E_ID_SCIENTIFIC", "An id was turned into scientific notation by Excel (for example 1.23457E+14), so its last "
+    "digits are lost.",
+    "Format the id column as Text in Excel, type or paste the full ids again, save, and send the file again.")
+E_YEAR_INVALID = define(
+    "E_YEAR_INVALID", "GRAD_YEAR is not a year.", "Write a four-digit year such as 2031, or leave it empty.")
+E_ROSTER_CONFLICT = define(
+    "E_ROSTER_CONFLICT", "The same student or contact appears on several rows whose details disagree.",
+    "Make the rows agree (one student's or contact's details are the same on every row), or correct the id.")
+S_DUPLICATE_ROW = define(
+    "S_DUPLICATE_ROW", "The row repeats an earlier row of the file: it adds nothing.",
+    "Nothing to do; delete the repeated row if you like.")
+W_COLUMN_IGNORED = define(
+    "W_COLUMN_IGNORED", "A column the portal does not read for this kind of file was ignored.",
+    "Nothing to do, or rename its header if it was meant to be one of the columns the portal reads.")
+
+# Whole-file refusals (the file is not read and no job is created) -------------------------------------------------
+E_FILE_TOO_LARGE = define(
+    "E_FILE_TOO_LARGE", "The file is larger than the portal accepts.",
+    "Split the file into smaller files and send each one.")
+E_FILE_TOO_MANY_ROWS = define(
+    "E_FILE_TOO_MANY_ROWS", "The sheet has more rows than the portal reads in one file.",
+    "Split the rows over several files, or delete empty rows below the data.")
+E_FILE_TOO_MANY_COLUMNS = define(
+    "E_FILE_TOO_MANY_COLUMNS", "The sheet has more columns than the portal reads.",
+    "Delete the columns the import does not need (a stray value far to the right counts too).")
+E_FILE_EMPTY = define(
+    "E_FILE_EMPTY", "The file holds no rows to read.", "Send the file that holds the rows.")
+E_FILE_TYPE_MISMATCH = define(
+    "E_FILE_TYPE_MISMATCH", "The file is not what its name says (for example a .xlsx name on a CSV file).",
+    "Open the file in Excel and save it again as Excel Workbook (.xlsx) or CSV, then send that file.")
+E_FILE_NOT_SPREADSHEET = define(
+    "E_FILE_NOT_SPREADSHEET", "The file is not a spreadsheet the portal reads (for example a PDF or an image).",
+    "Send an Excel workbook (.xlsx), a CSV file or a OneRoster .zip bundle.")
+E_FILE_WEB_PAGE = define(
+    "E_FILE_WEB_PAGE", "The file is a web page, not a spreadsheet: Slack served a login page instead of the file.",
+    "Ask your Slack admin to give the bot the files:read scope, then drop the file again.")
+E_FILE_PASSWORD = define(
+    "E_FILE_PASSWORD", "The workbook is protected with a password, so it cannot be read.",
+    "In Excel choose File > Info > Protect Workbook > Encrypt with Password, clear the password, save, and send "
+    "the file again.")
+E_FILE_OLD_FORMAT = define(
+    "E_FILE_OLD_FORMAT", "The file is in the old Excel 97-2003 format (.xls), which the portal does not read.",
+    "Open it in Excel and save it as Excel Workbook (.xlsx), then send that file.")
+E_FILE_ZIP_BOMB = define(
+    "E_FILE_ZIP_BOMB", "The file would expand to far more data than a real spreadsheet holds (a 'zip bomb').",
+    "Send the original spreadsheet exported from Excel or your student information system.")
+E_FILE_CORRUPT = define(
+    "E_FILE_CORRUPT", "The file is damaged and cannot be read.",
+    "Open it in Excel, save a fresh copy (Save As .xlsx), and send that copy.")
+E_FILE_UNREADABLE = define(
+    "E_FILE_UNREADABLE", "The portal could not read this file within its memory and time limits.",
+    "Delete empty rows and columns after your data (or split the file), save it as .xlsx, and send it again.")
+E_FILE_UNKNOWN_KIND = define(
+    "E_FILE_UNKNOWN_KIND", "The header row matches none of the kinds of file the portal reads.",
+    "Rename the headers to one kind's columns (see the message), or start from the upload template.")
+E_FILE_MISSING_COLUMNS = define(
+    "E_FILE_MISSING_COLUMNS", "The file looks like a known kind but lacks some of its columns.",
+    "Add the missing columns named in the message (they may be left empty where allowed).")
+E_FILE_DUPLICATE_COLUMN = define(
+    "E_FILE_DUPLICATE_COLUMN", "Two columns of the header row mean the same thing.",
+    "Delete or rename one of the two columns named in the message.")

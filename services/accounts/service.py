@@ -1,17 +1,114 @@
-"""Wires the accounts service into the shared server bootstrap."""
+"""Wires the accounts service into the shared server bootstrap: the store, the password-hashing process pool, the
+operations, the servicer, and the outbox relay that hands invitation and reset emails to notify."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from plumbing.config import ConfigError
+from plumbing.db import Database, utcnow
+from plumbing.outbox import OutboxRelay
 from plumbing.server import Runtime, ServiceSpec
 from portal.accounts.v1 import accounts_pb2_grpc
+from services.accounts.directory import Directory
+from services.accounts.domain import Clock
+from services.accounts.hashing import OWASP, HashParams, PasswordHashing
+from services.accounts.models import accounts_outbox
+from services.accounts.mutations import Mutations
+from services.accounts.roster import Roster
+from services.accounts.servicer import AccountsServicer
+from services.accounts.setpassword import LinkSettings, SetPasswordLinks
+from services.accounts.signin import SignIns
+from services.accounts.store import AccountStore
+from services.accounts.throttling import ThrottleRules
+
+WORKERS_VARIABLE = "PORTAL_HASH_WORKERS"
+# Retried calls arrive within minutes (an import may retry an upload days later); counters matter for minutes.
+REPLIES_KEPT = timedelta(days=30)
+COUNTERS_KEPT = timedelta(days=1)
+HOUSEKEEPING_SECONDS = 3600.0
+log = logging.getLogger("portal.accounts")
 
 
-class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
-    """Translates protobuf to domain calls; methods arrive with the accounts issue."""
+@dataclass(frozen=True)
+class AccountsOptions:
+    """What a deployment or a test may choose. Hash workers: the argument, else PORTAL_HASH_WORKERS, else the
+    number of CPUs."""
+
+    hash_workers: int | None = None
+    hash_params: HashParams = OWASP
+    clock: Clock = utcnow
+    throttle: ThrottleRules = field(default_factory=ThrottleRules)
 
 
-async def setup(runtime: Runtime) -> None:
-    accounts_pb2_grpc.add_AccountsServiceServicer_to_server(AccountsServicer(), runtime.server)
+def _workers(options: AccountsOptions) -> int | None:
+    if options.hash_workers is not None:
+        return options.hash_workers
+    value = os.environ.get(WORKERS_VARIABLE, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{WORKERS_VARIABLE}={value!r}: expected a whole number of processes, 1 or more")
+    return int(value)
 
 
-SPEC = ServiceSpec(name="accounts", full_name="portal.accounts.v1.AccountsService", setup=setup)
+def housekeeping(db: Database, store: AccountStore, clock: Clock) -> int:
+    """One pass: forget old answers to request ids and idle throttle counters."""
+    now = clock()
+    with db.transaction() as session:
+        return store.prune(session, now - REPLIES_KEPT, now, now - COUNTERS_KEPT)
+
+
+def make_spec(options: AccountsOptions | None = None) -> ServiceSpec:
+    chosen = options or AccountsOptions()
+
+    async def setup(runtime: Runtime) -> None:
+        settings = runtime.settings
+        store = AccountStore()
+        hashing = PasswordHashing(_workers(chosen), chosen.hash_params)
+
+        async def stop_pool() -> None:
+            await asyncio.to_thread(hashing.shutdown)
+
+        runtime.on_stop.append(stop_pool)
+        await hashing.start()
+
+        relay = OutboxRelay(runtime.db, accounts_outbox, settings)
+
+        async def outbox_relay() -> None:
+            await relay.run(runtime.stopping)
+
+        runtime.background.append(outbox_relay)
+
+        async def keep_tables_small() -> None:
+            while not runtime.stopping.is_set():
+                try:
+                    gone = await runtime.db.run(housekeeping, runtime.db, store, chosen.clock)
+                    if gone:
+                        log.info("housekeeping removed %d old idempotency records and throttle counters", gone)
+                except Exception:
+                    log.exception("housekeeping failed; trying again later")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(runtime.stopping.wait(), HOUSEKEEPING_SECONDS)
+
+        runtime.background.append(keep_tables_small)
+        mutations = Mutations(runtime.db, store, chosen.clock)
+        links = LinkSettings(settings.public_url, settings.school_name, settings.web_secret)
+        servicer = AccountsServicer(
+            Directory(runtime.db, store, mutations, hashing, links, chosen.clock, relay.poke),
+            Roster(runtime.db, store, mutations),
+            SignIns(runtime.db, store, mutations, hashing, chosen.clock, settings.web_secret, settings.school_name,
+                    chosen.throttle),
+            SetPasswordLinks(runtime.db, store, mutations, hashing, links, chosen.clock, relay.poke),
+        )
+        accounts_pb2_grpc.add_AccountsServiceServicer_to_server(servicer, runtime.server)
+
+    return ServiceSpec(name="accounts", full_name="portal.accounts.v1.AccountsService", setup=setup)
+
+
+SPEC = make_spec()
