@@ -11,6 +11,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plumbing.db import UtcDateTime, make_base
+from plumbing.jobs import jobs_table
 from plumbing.outbox import outbox_table
 
 Base = make_base()
@@ -194,3 +195,6 @@ class ThrottleRecord(Base):
 
 
 accounts_outbox = outbox_table(Base.metadata, "accounts_outbox")
+
+# Long work owned by this service (bulk resets, usage reports, generation): see plumbing.jobs and jobs.py.
+accounts_jobs = jobs_table(Base.metadata, "accounts_jobs")

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from plumbing.blobs import open_blob_store
 from plumbing.config import ConfigError
 from plumbing.db import Database, utcnow
 from plumbing.outbox import OutboxRelay
@@ -18,6 +19,7 @@ from portal.accounts.v1 import accounts_pb2_grpc
 from services.accounts.directory import Directory
 from services.accounts.domain import Clock
 from services.accounts.hashing import OWASP, HashParams, PasswordHashing
+from services.accounts.jobs import AccountJobs
 from services.accounts.models import accounts_outbox
 from services.accounts.mutations import Mutations
 from services.accounts.roster import Roster
@@ -98,6 +100,7 @@ def make_spec(options: AccountsOptions | None = None) -> ServiceSpec:
 
         runtime.background.append(keep_tables_small)
         mutations = Mutations(runtime.db, store, chosen.clock)
+        jobs = AccountJobs(runtime.db, open_blob_store(settings.data_dir, settings.blob_url), settings)
         links = LinkSettings(settings.public_url, settings.school_name, settings.web_secret)
         servicer = AccountsServicer(
             Directory(runtime.db, store, mutations, hashing, links, chosen.clock, relay.poke),
@@ -105,8 +108,20 @@ def make_spec(options: AccountsOptions | None = None) -> ServiceSpec:
             SignIns(runtime.db, store, mutations, hashing, chosen.clock, settings.web_secret, settings.school_name,
                     chosen.throttle),
             SetPasswordLinks(runtime.db, store, mutations, hashing, links, chosen.clock, relay.poke),
+            jobs,
         )
         accounts_pb2_grpc.add_AccountsServiceServicer_to_server(servicer, runtime.server)
+
+        # Job kinds are registered on `jobs` above by the capabilities that own them; then the runner starts.
+        runner, alerts = jobs.build()
+
+        async def run_jobs() -> None:
+            await runner.run(runtime.stopping)
+
+        async def relay_job_alerts() -> None:
+            await alerts.run(runtime.stopping)
+
+        runtime.background += [run_jobs, relay_job_alerts]
 
     return ServiceSpec(name="accounts", full_name="portal.accounts.v1.AccountsService", setup=setup)
 

@@ -3,7 +3,7 @@ errors are domain ServiceErrors that the interceptor turns into statuses with go
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -13,8 +13,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from plumbing.context import current_actor, current_request_id
 from plumbing.errors import FieldViolation, InvalidArgument
+from plumbing.jobs import job_to_proto
 from portal.accounts.v1 import accounts_pb2 as pb
 from portal.accounts.v1 import accounts_pb2_grpc
+from portal.common.v1 import jobs_pb2
 from services.accounts.directory import UPDATABLE, Directory
 from services.accounts.domain import (
     Account,
@@ -39,6 +41,7 @@ from services.accounts.domain import (
     TokenState,
     TwoFactor,
 )
+from services.accounts.jobs import AccountJobs
 from services.accounts.roster import Roster
 from services.accounts.setpassword import SetPasswordLinks
 from services.accounts.signin import SignIns
@@ -66,6 +69,10 @@ OUTCOMES = {AuthOutcome.OK: pb.AUTHENTICATE_OUTCOME_OK,
             AuthOutcome.TOTP_INVALID: pb.AUTHENTICATE_OUTCOME_TOTP_INVALID,
             AuthOutcome.THROTTLED: pb.AUTHENTICATE_OUTCOME_THROTTLED,
             AuthOutcome.DISABLED: pb.AUTHENTICATE_OUTCOME_DISABLED}
+
+
+CHUNK_BYTES = 1024 * 1024
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _from_pb(mapping: Mapping[E, int], value: int, field: str) -> E | None:
@@ -198,11 +205,13 @@ def _changes(request: pb.UpdateAccountRequest) -> tuple[str, dict[str, Any]]:
 
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
-    def __init__(self, directory: Directory, roster: Roster, sign_ins: SignIns, links: SetPasswordLinks) -> None:
+    def __init__(self, directory: Directory, roster: Roster, sign_ins: SignIns, links: SetPasswordLinks,
+                 jobs: AccountJobs) -> None:
         self.directory = directory
         self.roster = roster
         self.sign_ins = sign_ins
         self.links = links
+        self.jobs = jobs
 
     async def GetAccount(self, request: pb.GetAccountRequest, context: Context) -> pb.Account:
         return account_pb(await self.directory.get(request.username_or_email))
@@ -334,3 +343,27 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         page = await self.directory.audit_events(request.target, request.actor_id, request.page_size,
                                                  request.page_token)
         return pb.ListAuditEventsResponse(events=[_audit_pb(e) for e in page.items], next_page_token=page.next_token)
+
+    # Jobs ----------------------------------------------------------------------------------------------------
+
+    async def GetJob(self, request: pb.GetJobRequest, context: Context) -> jobs_pb2.Job:
+        return job_to_proto(await self.jobs.get(request.id))
+
+    async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
+        size = min(request.page_size or 20, 100)
+        records = await self.jobs.recent(active_only=request.active_only, limit=size + 1,
+                                         before=request.page_token or None)
+        more = len(records) > size
+        records = records[:size]
+        return pb.ListJobsResponse(jobs=[job_to_proto(r) for r in records],
+                                   next_page_token=records[-1].id if more and records else "")
+
+    async def DownloadJobFile(self, request: pb.DownloadJobFileRequest, context: Context
+                              ) -> AsyncIterator[jobs_pb2.FileChunk]:
+        filename, data = await self.jobs.file(request.job_id, request.name)
+        for start in range(0, max(len(data), 1), CHUNK_BYTES):
+            chunk = jobs_pb2.FileChunk(data=data[start:start + CHUNK_BYTES])
+            if start == 0:
+                chunk.filename = filename
+                chunk.content_type = XLSX
+            yield chunk
