@@ -4,8 +4,6 @@ seeding of the roster and accounts straight into the tables (seeding is set-up, 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import random
 import socket
@@ -24,7 +22,7 @@ from plumbing import migrations
 from plumbing.clients import open_channel
 from plumbing.config import Settings
 from plumbing.db import Database, utcnow
-from plumbing.server import run_service
+from plumbing.server import serving
 from portal.accounts.v1 import accounts_pb2_grpc
 from services.accounts.models import (
     AccountRecord,
@@ -86,19 +84,8 @@ def migrated(settings: Settings) -> Database:
 @asynccontextmanager
 async def running_accounts(settings: Settings, options: AccountsOptions) -> AsyncIterator[Any]:
     """The real accounts server in this process; yields a stub on an authenticated channel."""
-    ready = asyncio.Event()
-    task = asyncio.create_task(run_service(make_spec(options), settings, ready))
-    waiter = asyncio.create_task(ready.wait())
-    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()
-    try:
-        async with open_channel(settings, "accounts") as channel:
-            yield accounts_pb2_grpc.AccountsServiceStub(channel)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with serving(make_spec(options), settings), open_channel(settings, "accounts") as channel:
+        yield accounts_pb2_grpc.AccountsServiceStub(channel)
 
 
 def student_id(index: int) -> str:

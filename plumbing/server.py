@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,18 @@ from plumbing.interceptors import AuthInterceptor, CallContextInterceptor
 log = logging.getLogger("portal.server")
 GRACE_SECONDS = 20.0
 HEALTH_POLL_SECONDS = 2.0
+# A health "service" that is SERVING while the process runs, whatever the database says: what a liveness probe
+# asks (restarting every replica during a database outage would not help); "" and the service's own name answer
+# readiness (database reachable, schema at head).
+LIVENESS_SERVICE = "liveness"
+# Server-side connection management for replicas behind DNS: clients ping every 30 s (plumbing.clients) and are
+# allowed to; connections are recycled every 5 minutes so clients re-resolve DNS and spread over new replicas
+# (scale-out), with a long grace so no call in flight is cut.
+SERVER_OPTIONS = (
+    ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
+    ("grpc.max_connection_age_ms", 300_000),
+    ("grpc.max_connection_age_grace_ms", 600_000),
+)
 
 
 @dataclass
@@ -80,7 +93,7 @@ async def run_service(spec: ServiceSpec, settings: Settings, ready: asyncio.Even
 
     server = grpc.aio.server(
         interceptors=[AuthInterceptor(settings.token), CallContextInterceptor()],
-        options=channel_options(None),
+        options=[*channel_options(None), *SERVER_OPTIONS],
         maximum_concurrent_rpcs=256,
     )
     runtime = Runtime(settings=settings, db=db, server=server)
@@ -89,6 +102,7 @@ async def run_service(spec: ServiceSpec, settings: Settings, ready: asyncio.Even
     health_servicer = health.aio.HealthServicer()
     for name in ("", spec.full_name):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await health_servicer.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (spec.full_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
@@ -102,7 +116,7 @@ async def run_service(spec: ServiceSpec, settings: Settings, ready: asyncio.Even
 
     probe_server = None
     if settings.tls_enabled and settings.health_listen:
-        probe_server = grpc.aio.server()
+        probe_server = grpc.aio.server(options=SERVER_OPTIONS)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, probe_server)
         probe_server.add_insecure_port(settings.health_listen)
         await probe_server.start()
@@ -135,3 +149,22 @@ async def run_service(spec: ServiceSpec, settings: Settings, ready: asyncio.Even
             await hook()
         db.dispose()
         log.info("%s stopped", spec.name)
+
+
+@asynccontextmanager
+async def serving(spec: ServiceSpec, settings: Settings) -> AsyncIterator[None]:
+    """Run a service in this event loop until the block ends (tests and benchmarks); enters once it listens."""
+    ready = asyncio.Event()
+    task = asyncio.create_task(run_service(spec, settings, ready))
+    waiter = asyncio.create_task(ready.wait())
+    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        waiter.cancel()
+        task.result()
+        raise RuntimeError(f"{spec.name} stopped before it was ready")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from plumbing.blobs import open_blob_store
-from plumbing.config import ConfigError
 from plumbing.db import Database, utcnow
 from plumbing.outbox import OutboxRelay
 from plumbing.server import Runtime, ServiceSpec
@@ -29,7 +27,6 @@ from services.accounts.signin import SignIns
 from services.accounts.store import AccountStore
 from services.accounts.throttling import ThrottleRules
 
-WORKERS_VARIABLE = "PORTAL_HASH_WORKERS"
 # Retried calls arrive within minutes (an import may retry an upload days later); counters matter for minutes.
 REPLIES_KEPT = timedelta(days=30)
 COUNTERS_KEPT = timedelta(days=1)
@@ -40,23 +37,12 @@ log = logging.getLogger("portal.accounts")
 @dataclass(frozen=True)
 class AccountsOptions:
     """What a deployment or a test may choose. Hash workers: the argument, else PORTAL_HASH_WORKERS, else the
-    number of CPUs."""
+    number of CPUs (PasswordHashing's default)."""
 
     hash_workers: int | None = None
     hash_params: HashParams = OWASP
     clock: Clock = utcnow
     throttle: ThrottleRules = field(default_factory=ThrottleRules)
-
-
-def _workers(options: AccountsOptions) -> int | None:
-    if options.hash_workers is not None:
-        return options.hash_workers
-    value = os.environ.get(WORKERS_VARIABLE, "").strip()
-    if not value:
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{WORKERS_VARIABLE}={value!r}: expected a whole number of processes, 1 or more")
-    return int(value)
 
 
 def housekeeping(db: Database, store: AccountStore, clock: Clock) -> int:
@@ -72,7 +58,7 @@ def make_spec(options: AccountsOptions | None = None) -> ServiceSpec:
     async def setup(runtime: Runtime) -> None:
         settings = runtime.settings
         store = AccountStore()
-        hashing = PasswordHashing(_workers(chosen), chosen.hash_params)
+        hashing = PasswordHashing(chosen.hash_workers or settings.hash_workers, chosen.hash_params)
 
         async def stop_pool() -> None:
             await asyncio.to_thread(hashing.shutdown)

@@ -3,8 +3,6 @@ setting and a one-process hashing pool (production defaults stay as they are).""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,13 +16,12 @@ from plumbing.config import Settings
 from plumbing.context import Actor, actor_metadata
 from plumbing.db import Database
 from plumbing.errors import status_details
-from plumbing.server import run_service
 from portal.accounts.v1 import accounts_pb2 as pb
 from portal.accounts.v1 import accounts_pb2_grpc
 from services.accounts.hashing import HashParams
 from services.accounts.service import AccountsOptions, make_spec
 from services.accounts.throttling import ThrottleRules
-from tests.support.services import wait_serving
+from tests.support.services import running_service
 
 # argon2id at its smallest cost: the same code path as production, a thousand times cheaper.
 CHEAP_HASHING = HashParams(time_cost=1, memory_cost=8, parallelism=1)
@@ -55,22 +52,8 @@ async def serve_accounts(settings: Settings, clock: Clock, **options: Any) -> As
     """Run the accounts service until the block ends; yields a stub on an authenticated channel."""
     spec = make_spec(AccountsOptions(hash_workers=1, hash_params=CHEAP_HASHING, clock=clock,
                                      throttle=options.pop("throttle", ThrottleRules()), **options))
-    ready = asyncio.Event()
-    task = asyncio.create_task(run_service(spec, settings, ready))
-    waiter = asyncio.create_task(ready.wait())
-    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        waiter.cancel()
-        task.result()
-        raise RuntimeError("accounts stopped before it was ready")
-    try:
-        await wait_serving(settings, "accounts")
-        async with open_channel(settings, "accounts") as channel:
-            yield accounts_pb2_grpc.AccountsServiceStub(channel)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with running_service("accounts", settings, spec), open_channel(settings, "accounts") as channel:
+        yield accounts_pb2_grpc.AccountsServiceStub(channel)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +13,7 @@ import grpc
 
 from plumbing.clients import open_channel
 from plumbing.config import Settings
-from plumbing.server import run_service
+from plumbing.server import ServiceSpec, serving
 from tests.support.net import free_port
 
 TEST_TOKEN = "test-service-token"
@@ -44,24 +43,13 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
 
 
 @asynccontextmanager
-async def running_service(name: str, settings: Settings) -> AsyncIterator[str]:
-    """Run one service until the block ends; yields its address once it listens."""
-    spec = importlib.import_module(SERVICE_MODULES[name]).SPEC
-    ready = asyncio.Event()
-    task = asyncio.create_task(run_service(spec, settings, ready))
-    waiter = asyncio.create_task(ready.wait())
-    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        waiter.cancel()
-        task.result()
-        raise RuntimeError(f"{name} stopped before it was ready")
-    try:
+async def running_service(name: str, settings: Settings, spec: ServiceSpec | None = None) -> AsyncIterator[str]:
+    """Run one service (its standard spec, or the one given) until the block ends; yields its address once it
+    answers SERVING."""
+    chosen = spec or importlib.import_module(SERVICE_MODULES[name]).SPEC
+    async with serving(chosen, settings):
         await wait_serving(settings, name)
         yield settings.listen_address(name)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def wait_serving(settings: Settings, name: str, timeout: float = 30.0) -> None:
