@@ -116,6 +116,25 @@ class Settings(BaseSettings):
     import_max_columns: int = Field(default=100, ge=1)
     import_batch_rows: int = Field(default=1000, ge=1, le=10_000)
     job_lease_seconds: float = Field(default=30.0, ge=1.0, le=600.0)
+    # Processes hashing passwords in the accounts service (read there as PORTAL_HASH_WORKERS); unset: one per CPU.
+    hash_workers: int | None = Field(default=None, ge=1, le=256)
+    # Generation of parent accounts from the roster (services/accounts/generation*.py).
+    # After roster imports: generate for guardians new to the roster (all contacts, primary contacts only, or off).
+    autogenerate: Literal["all", "primary", "off"] = "off"
+    # Seconds without roster changes before auto-generation starts (an import arrives in several batches).
+    autogenerate_quiet_seconds: float = Field(default=60.0, ge=0.0, le=86_400.0)
+    # Usernames of generated accounts: the email address, or first initial + last name (+ a number when taken).
+    username_scheme: Literal["email", "initial_lastname"] = "email"
+    # Email a reminder this many days before an invitation link expires (0: off).
+    invite_reminder_days: int = Field(default=0, ge=0, le=6)
+    # Usage reports: up to this many parents, a sheet per parent; over it, one "Sign-ins" sheet with an autofilter.
+    usage_sheet_limit: int = Field(default=500, ge=1, le=5000)
+    # Bulk resets: how long the job waits for notify to deliver its emails before writing its workbook.
+    reset_delivery_wait_seconds: float = Field(default=600.0, ge=0, le=86_400)
+    # The parents' pages: reverse proxies in front of them (the client address is X-Forwarded-For's entry that
+    # many hops from the right; 0: the connection's address), and minutes a signed-in page may sit idle.
+    web_proxy_hops: int = Field(default=0, ge=0, le=10)
+    web_session_minutes: int = Field(default=30, ge=1, le=24 * 60)
 
     admins: str = ""
     admin_group: str | None = None
@@ -130,7 +149,8 @@ class Settings(BaseSettings):
         default="https://slack.com/api/", validation_alias=AliasChoices("SLACK_API_URL")
     )
 
-    @field_validator("smtp_host", "alert_channel", "blob_url", "listen", "health_listen", "admin_group", mode="before")
+    @field_validator("smtp_host", "alert_channel", "blob_url", "listen", "health_listen", "admin_group",
+                     "hash_workers", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -158,6 +178,15 @@ class Settings(BaseSettings):
     def _host_port(cls, value: str | None) -> str | None:
         if value is not None and _split_host_port(value) is None:
             raise ValueError("expected host:port, e.g. 0.0.0.0:50051")
+        return value
+
+    @field_validator("blob_url")
+    @classmethod
+    def _blob_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from plumbing.blobs import parse_s3_url
+
+            parse_s3_url(value)
         return value
 
     @field_validator("public_url")
