@@ -69,5 +69,5 @@ def setup_logging(process_name: str, level: str = "INFO", fmt: str = "auto") -> 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiosmtpd", "mail.log", "alembic.runtime.migration", "slack_bolt", "slack_sdk"):
+    for noisy in ("aiosmtpd", "mail.log", "alembic", "slack_bolt", "slack_sdk"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

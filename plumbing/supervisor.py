@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -31,9 +32,21 @@ class Child:
     process: subprocess.Popen[bytes]
 
 
-def _spawn(name: str, args: list[str], env: dict[str, str]) -> Child:
-    process = subprocess.Popen([sys.executable, "-m", "portal", *args], env=env)
+def _spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path | None = None) -> Child:
+    """Start `portal ARGS` as a child; its log goes to log_dir/<name>.log when given (the console keeps the
+    terminal), else to this process's stderr."""
+    if log_dir is None:
+        return Child(name, subprocess.Popen([sys.executable, "-m", "portal", *args], env=env))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / f"{name}.log").open("ab") as log_file:
+        process = subprocess.Popen([sys.executable, "-m", "portal", *args], env=env, stderr=log_file,
+                                   stdin=subprocess.DEVNULL)
     return Child(name, process)
+
+
+def console_wanted(settings: Settings) -> bool:
+    """The bot will open the chat console: no Slack tokens and a terminal on standard input."""
+    return settings.slack_bot_token is None and sys.stdin.isatty()
 
 
 async def check_health(settings: Settings, service: str, timeout: float = 2.0) -> bool:
@@ -118,7 +131,11 @@ async def run_up(settings: Settings, with_bot: bool) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
-    children = [_spawn(service, ["serve", service], env) for service in SERVICES]
+    # With the chat console in this terminal, the services' logs go to files so the console stays readable.
+    log_dir = settings.data_dir / "logs" if with_bot and console_wanted(settings) else None
+    if log_dir is not None:
+        log.info("the services' logs are in %s", log_dir)
+    children = [_spawn(service, ["serve", service], env, log_dir) for service in SERVICES]
     code = 0
     try:
         if not await _wait_healthy(settings, children, stop):
