@@ -9,11 +9,12 @@ from bot.replies import Button, Fields, Reply, Table, Text
 
 MAX_COLUMN = 46
 _MARKUP = [(re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])"), r"\1"), (re.compile(r"`([^`\n]+)`"), r"\1"),
-           (re.compile(r":warning:\s*"), "! "), (re.compile(r"(?<![\w_])_([^_\n]+)_(?![\w_])"), r"\1")]
+           (re.compile(r":warning:\s*"), "! "), (re.compile(r":white_check_mark:\s*"), "Done: "),
+           (re.compile(r":x:\s*"), "Failed: "), (re.compile(r"(?<![\w_])_([^_\n]+)_(?![\w_])"), r"\1")]
 
 
 def plain(text: str) -> str:
-    """Slack's light markup (*bold*, `code`, _italic_, :warning:) as plain text."""
+    """Slack's light markup (*bold*, `code`, _italic_, :warning:, :white_check_mark:, :x:) as plain text."""
     for pattern, replacement in _MARKUP:
         text = pattern.sub(replacement, text)
     return text

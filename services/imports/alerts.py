@@ -40,13 +40,16 @@ def upload_confirmation(counts: dict[str, Any], kind: str) -> str:
     if kind in ("roster", "oneroster"):
         parts = [f"{counts.get('create', 0)} new and {counts.get('update', 0)} changed roster rows will be saved"]
     else:
-        parts = [f"{counts.get('create', 0)} accounts will be created"]
+        created = counts.get("create", 0)
+        parts = [f"{created} account{'' if created == 1 else 's'} will be created"]
         if counts.get("update"):
             parts.append(f"{counts['update']} updated")
         if counts.get("link") or counts.get("students_linked"):
-            parts.append(f"{counts.get('students_linked', 0)} student links added")
+            linked = counts.get("students_linked", 0)
+            parts.append(f"{linked} student link{'' if linked == 1 else 's'} added")
         if counts.get("invitations"):
-            parts.append(f"{counts['invitations']} invitations emailed")
+            invited = counts["invitations"]
+            parts.append(f"{invited} invitation{'' if invited == 1 else 's'} emailed")
     errors = counts.get("errors", 0)
     parts.append(f"{errors} row{'s' if errors != 1 else ''} with errors will be skipped")
     return ", ".join(parts) + "."

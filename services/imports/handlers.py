@@ -125,7 +125,7 @@ class Handlers:
             await store.db.run(progress)
         plans.sort(key=lambda p: p.row_number)
         counts = count(plans, len(rows))
-        summary = summary_sentence(counts, applied=False)
+        summary = summary_sentence(counts, applied=False, kind=kind)
         problems = [Problem(p.row_number, column, code, message, warning)
                     for p in plans for code, column, message, warning in p.problems]
 
@@ -204,7 +204,8 @@ class Handlers:
                          [(c, col, m, not c.startswith("E_")) for c, col, m in o.problems],
                          list(o.new_student_ids), o.invitation_queued) for o in stored]
         counts = count(plans, total)
-        workbook = await asyncio.to_thread(log_workbook, parsed, plans, [summary_sentence(counts, applied=True)])
+        summary = summary_sentence(counts, applied=True, kind=str(parsed.kind))
+        workbook = await asyncio.to_thread(log_workbook, parsed, plans, [summary])
         await store.db.run(self.blobs.put, file_key(job.id, "log"), workbook)
         problems = [Problem(p.row_number, column, code, message, warning)
                     for p in plans for code, column, message, warning in p.problems]
@@ -213,7 +214,7 @@ class Handlers:
             with store.db.transaction() as session:
                 store.replace_problems(session, job.id, problems)
                 store.jobs.finish(session, job.id, context.owner, state=SUCCEEDED,
-                                  summary=summary_sentence(counts, applied=True),
+                                  summary=summary,
                                   result={"counts": counts, "file_warnings": _file_warnings(parsed),
                                           "files": ["log"]},
                                   attributes={k: str(v) for k, v in counts.items()})

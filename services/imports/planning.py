@@ -126,10 +126,20 @@ def count(plans: Iterable[RowPlan], rows_total: int) -> dict[str, int]:
     }
 
 
-def summary_sentence(counts: dict[str, int], *, applied: bool) -> str:
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def summary_sentence(counts: dict[str, int], *, applied: bool, kind: str = "parent_accounts") -> str:
     """e.g. "412 accounts will be created, 37 rows with errors will be skipped"."""
     will = "" if applied else "will be "
     parts = []
+    if kind in ("roster", "oneroster"):
+        if counts.get("create"):
+            parts.append(f"{_plural(counts['create'], 'row')} with new students or contacts {will}added")
+        if counts.get("update"):
+            parts.append(f"{_plural(counts['update'], 'row')} {'changed' if applied else 'will change'} the roster")
+        counts = {**counts, "create": 0, "update": 0}
     if counts.get("create"):
         parts.append(f"{counts['create']} account{'s' if counts['create'] != 1 else ''} {will}created")
     if counts.get("update"):

@@ -25,10 +25,10 @@ from services.notify.rules import TEMPLATES, data_problem
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
 SUBJECTS = {
-    "invitation": "Your {{ school_name }} parent portal account",
-    "password_reset": "Reset your {{ school_name }} parent portal password",
-    "login_details": "Your {{ school_name }} parent portal login details",
-    "two_factor_enabled": "Two-factor sign-in is now on for your {{ school_name }} parent portal account",
+    "invitation": "Your {{ portal_name }} account",
+    "password_reset": "Reset your {{ portal_name }} password",
+    "login_details": "Your {{ portal_name }} login details",
+    "two_factor_enabled": "Two-factor sign-in is now on for your {{ portal_name }} account",
     "notice": "{{ subject }}",
 }
 
@@ -144,13 +144,21 @@ def format_when(value: Any, zone: ZoneInfo) -> str:
     return f"{local:%A} {local.day} {local:%B %Y} at {local:%H:%M} {local.tzname() or ''}".strip()
 
 
+def portal_name(school_name: str) -> str:
+    """How emails name the portal: "Lincoln High parent portal", or the name itself when it already says portal
+    (the default name is "Parent Portal")."""
+    return school_name if "portal" in school_name.lower() else f"{school_name} parent portal"
+
+
 def _context(template: str, data: Mapping[str, Any], branding: Branding) -> dict[str, Any]:
     def text(name: str) -> str:
         value = data.get(name)
         return "" if value is None else str(value).strip()
 
+    school_name = text("school_name") or branding.school_name
     return {
-        "school_name": text("school_name") or branding.school_name,
+        "school_name": school_name,
+        "portal_name": portal_name(school_name),
         "first_name": text("first_name"),
         "username": text("username"),
         "link": text("link"),
