@@ -15,7 +15,7 @@ from tests.imports.flows import all_problems, download, send_file, trial_run, up
 from tests.support.services import make_settings
 from tests.support.smtp import SmtpServer
 from tests.support.stack import Stack, eventually, running_stack
-from tests.support.workbooks import PARENT_HEADER, ROSTER_HEADER, xlsx_bytes
+from tests.support.workbooks import LINKS_HEADER, PARENT_HEADER, ROSTER_HEADER, csv_bytes, oneroster_zip, xlsx_bytes
 
 ROSTER = [
     ROSTER_HEADER,
@@ -140,3 +140,67 @@ async def test_a_bad_file_gets_its_message_and_no_job(stack_settings) -> None:
 
 async def _value(value):
     return value
+
+
+async def test_a_student_links_file_adds_links_to_existing_accounts_only(stack_settings) -> None:
+    async with running_stack(stack_settings) as stack:
+        await load_roster(stack)
+        await stack.accounts.CreateAccount(accounts_pb2.CreateAccountRequest(account=accounts_pb2.Account(
+            username="marysmith", first_name="Mary", last_name="Smith", email="mary@example.org",
+            type=accounts_pb2.ACCOUNT_TYPE_GUARDIAN, student_ids=["S1001"]), request_id="create-mary"))
+        links = [LINKS_HEADER, ["MarySmith", "S1002"], ["nobody99", "S1003"], ["marysmith", "S1001"]]
+        trial = await trial_run(stack, "links.csv", csv_bytes(links))
+        assert trial.file_kind == imports_pb2.FILE_KIND_STUDENT_LINKS
+        problems = {(p.row_number, p.code) for p in await all_problems(stack, trial.job.id) if not p.warning}
+        assert (3, "E_USERNAME_UNKNOWN") in problems
+        assert trial.counts.errors == 1
+        done = await upload(stack, trial.job.id)
+        assert done.counts.students_linked == 1
+        mary = await stack.accounts.GetAccount(accounts_pb2.GetAccountRequest(username_or_email="marysmith"))
+        assert sorted(mary.student_ids) == ["S1001", "S1002"]
+        assert mary.first_name == "Mary"
+        with pytest.raises(grpc.RpcError) as missing:
+            await stack.accounts.GetAccount(accounts_pb2.GetAccountRequest(username_or_email="nobody99"))
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_oneroster_bundle_loads_students_and_their_guardians(stack_settings) -> None:
+    users = [
+        ["sourcedId", "status", "dateLastModified", "enabledUser", "orgSourcedIds", "role", "username", "userIds",
+         "givenName", "familyName", "middleName", "identifier", "email", "sms", "phone", "agentSourcedIds",
+         "grades", "password"],
+        ["u-s1", "", "", "true", "org-1", "student", "", "", "Zoe", "Muller", "", "1001", "", "", "", "u-p1", "07",
+         ""],
+        ["u-p1", "", "", "true", "org-1", "parent", "", "", "Anna", "Muller", "", "", "anna@example.org", "",
+         "555-0100", "", "", ""],
+    ]
+    orgs = [["sourcedId", "status", "dateLastModified", "name", "type", "identifier", "parentSourcedId"],
+            ["org-1", "", "", "Lincoln High", "school", "LHS", ""]]
+    async with running_stack(stack_settings) as stack:
+        trial = await trial_run(stack, "oneroster.zip", oneroster_zip(users, orgs=orgs))
+        assert trial.file_kind == imports_pb2.FILE_KIND_ONEROSTER
+        assert trial.counts.errors == 0
+        await upload(stack, trial.job.id)
+        found = await stack.accounts.SearchRoster(accounts_pb2.SearchRosterRequest(
+            selector=jobs_pb2.Selector(school="Lincoln High"), include_contacts=True))
+        [student] = found.students
+        assert (student.id, student.first_name) == ("1001", "Zoe")
+        assert [c.contact.email for c in student.contacts] == ["anna@example.org"]
+        assert student.contacts[0].parental_responsibility
+
+
+async def test_the_template_lists_the_selected_students_with_their_guardians(stack_settings) -> None:
+    async with running_stack(stack_settings) as stack:
+        await load_roster(stack)
+        data = b""
+        async for chunk in stack.imports.GetTemplate(imports_pb2.GetTemplateRequest(
+                selector=jobs_pb2.Selector(last_name_prefix="smi"))):
+            data += chunk.data
+        sheet = load_workbook(io.BytesIO(data)).worksheets[0]
+        header = [cell.value for cell in sheet[1]]
+        rows = [dict(zip(header, row, strict=False)) for row in sheet.iter_rows(min_row=2, values_only=True)]
+        assert sorted(r["STUDENT_IDS"] for r in rows) == ["S1001", "S1002"]
+        assert {r["EMAIL"] for r in rows} == {"mary@example.org"}
+        # Sent back as it is, the template is a valid parent-accounts file.
+        trial = await trial_run(stack, "template.xlsx", data)
+        assert trial.file_kind == imports_pb2.FILE_KIND_PARENT_ACCOUNTS
