@@ -6,12 +6,12 @@ PY := $(BIN)/python
 STAMP_INSTALL := $(VENV)/.installed
 PROTO_FILES := $(shell find protos -name '*.proto' 2>/dev/null)
 
-.PHONY: run test install protos check-protos lint buf pytest clean migration
+.PHONY: run test install protos check-protos lint buf deploy-check pytest clean migration
 
 run: protos
 	$(BIN)/portal up
 
-test: protos check-protos lint buf pytest
+test: protos check-protos lint buf deploy-check pytest
 
 $(PY):
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed (found %s)" % sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -40,6 +40,11 @@ lint: $(STAMP_INSTALL)
 
 buf: $(STAMP_INSTALL)
 	$(PY) tools/buf_checks.py
+
+# The deploy files, proven offline: hadolint on the Dockerfile, the Compose spec's JSON schema on compose.yaml,
+# both kustomize overlays rendered and strictly validated (tools/deploy_checks.py; tests/deploy checks the rules).
+deploy-check: $(STAMP_INSTALL)
+	$(PY) tools/deploy_checks.py
 
 pytest: protos
 	$(BIN)/pytest -q
