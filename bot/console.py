@@ -59,7 +59,7 @@ class ConsoleSurface:
         self.console.say(text)
 
     async def open_form(self, form: Form, metadata: dict[str, str]) -> None:
-        await self.console.fill_form(form)
+        await self.console.fill_form(form, metadata)
 
     async def start_progress(self, text: str, thread_ts: str = "") -> Anchor:
         self.console.say(text)
@@ -81,6 +81,10 @@ class Console:
         self._next_choice = 1
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._session = uuid.uuid4().hex[:8]
+        # The prompt waiting for a command, and whether no form (opened by a button) holds the keyboard.
+        self._prompt: asyncio.Future[str | None] | None = None
+        self._no_form = asyncio.Event()
+        self._no_form.set()
 
     # Output ---------------------------------------------------------------------------------------------------
 
@@ -132,7 +136,14 @@ class Console:
         self.say(BANNER.format(log=self.core.settings.data_dir / "bot-console.log"))
         try:
             while not self.core.stopping.is_set():
-                line = await self.ask(PROMPT)
+                self._prompt = asyncio.ensure_future(self.ask(PROMPT))
+                try:
+                    line = await self._prompt
+                except asyncio.CancelledError:
+                    if self._no_form.is_set():
+                        raise
+                    await self._no_form.wait()  # a button's form took the keyboard; the prompt comes back after
+                    continue
                 if line is None or line.strip().lower() in ("quit", "exit", "/portal quit"):
                     break
                 await self.handle(line.strip())
@@ -178,7 +189,18 @@ class Console:
 
     # Forms ----------------------------------------------------------------------------------------------------
 
-    async def fill_form(self, form: Form) -> None:
+    async def fill_form(self, form: Form, metadata: dict[str, str] | None = None) -> None:
+        if self._prompt is not None and not self._prompt.done():
+            # Opened by a button while the prompt waits for a command: the form's questions take the keyboard.
+            self._no_form.clear()
+            self._prompt.cancel()
+            self.say("")
+        try:
+            await self._fill(form, metadata)
+        finally:
+            self._no_form.set()
+
+    async def _fill(self, form: Form, metadata: dict[str, str] | None) -> None:
         self.say(f"{form.title} (type !cancel to stop)")
         values: dict[str, str] = {}
         asking = list(form.fields)
@@ -191,7 +213,9 @@ class Console:
                     self.say("Cancelled.")
                     return
                 values[field.name] = answer
-            result = await submit_form(self.core, self.request(key), form.callback_id, values)
+            request = self.request(key)
+            request.metadata = dict(metadata or {})
+            result = await submit_form(self.core, request, form.callback_id, values)
             if not result.errors:
                 if result.reply is not None:
                     self.show(result.reply)
@@ -207,6 +231,13 @@ class Console:
         if field.kind == "select":
             options = "/".join(choice.value for choice in field.choices)
             answer = await self.ask(f"{field.label} ({options}) [{field.initial}]: ")
+        elif field.kind == "checkbox" and len(field.choices) > 1:
+            options = ", ".join(choice.value for choice in field.choices)
+            answer = await self.ask(f"{field.label} (any of {options}, comma separated; - for none) "
+                                    f"[{field.initial or '-'}]: ")
+            if answer is not None and answer.strip() != "!cancel":
+                chosen = field.initial if not answer.strip() else "" if answer.strip() == "-" else answer
+                return ",".join(part.strip() for part in chosen.split(",") if part.strip())
         elif field.kind == "checkbox":
             label = field.choices[0].label if field.choices else field.label
             answer = await self.ask(f"{label}? [{'Y/n' if field.initial else 'y/N'}]: ")
@@ -214,10 +245,11 @@ class Console:
                 yes = answer.strip().lower() in ("y", "yes") or (not answer.strip() and bool(field.initial))
                 return field.choices[0].value if yes and field.choices else ""
         else:
-            answer = await self.ask(f"{field.label}{' (optional)' if field.optional else ''}: ")
+            now = f" [{field.initial}]" if field.initial else ""
+            answer = await self.ask(f"{field.label}{' (optional)' if field.optional else ''}{now}: ")
         if answer is None or answer.strip() == "!cancel":
             return None
-        return answer.strip() or (field.initial if field.kind == "select" else "")
+        return answer.strip() or field.initial
 
     # Alerts from notify ---------------------------------------------------------------------------------------
 

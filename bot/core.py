@@ -59,6 +59,8 @@ class Request:
     thread_ts: str = ""
     # A key unique to the thing clicked or submitted (message ts, view id): makes a retried click idempotent.
     key: str = ""
+    # What the form being submitted was opened with (e.g. the account it edits).
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 class Tasks:

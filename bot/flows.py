@@ -44,12 +44,12 @@ async def _trial_requests(header: imports_pb2.TrialRunHeader,
             yield imports_pb2.CreateTrialRunRequest(chunk=chunk[start:start + CHUNK_BYTES])
 
 
-async def _watch(core: BotCore, request: Request, job: jobs_pb2.Job, anchor: Anchor) -> None:
+async def _watch(core: BotCore, request: Request, job: jobs_pb2.Job, anchor: Anchor, service: str = "imports") -> None:
     async def update(text: str) -> None:
         await request.surface.update_progress(anchor, text)
 
     await watch_job(core.services, request.actor, job.id, update, core.stopping,
-                    core.progress_interval, core.progress_poll)
+                    core.progress_interval, core.progress_poll, service)
 
 
 async def run_trial(core: BotCore, request: Request, source: FileSource, request_id: str,
@@ -90,20 +90,32 @@ async def run_undo(core: BotCore, request: Request, upload_job_id: str) -> Reply
 
 
 async def _start_once(core: BotCore, request: Request, what: str, job_id: str, running: str) -> Reply | None:
-    key = f"{what}:{job_id}"
-    if not await core.handled.claim(key, what):
-        return Reply(f"That {what} was already started (from `{job_id}`); its progress is in the thread.")
-    anchor = await request.surface.start_progress(f"{running} (from `{job_id}`)", request.thread_ts)
     method = core.services.imports.StartUpload if what == "upload" else core.services.imports.UndoUpload
     message_type = imports_pb2.StartUploadRequest if what == "upload" else imports_pb2.UndoUploadRequest
+
+    async def start(anchor: jobs_pb2.SlackAnchor) -> jobs_pb2.Job:
+        return await method(message_type(job_id=job_id, request_id=f"{job_id}:{what}", anchor=anchor))
+
+    return await start_job_once(core, request, f"{what}:{job_id}", what, job_id, running, start)
+
+
+StartJob = Callable[[jobs_pb2.SlackAnchor], Awaitable[jobs_pb2.Job]]
+
+
+async def start_job_once(core: BotCore, request: Request, key: str, what: str, source: str, running: str,
+                         start: StartJob, service: str = "imports") -> Reply | None:
+    """A button that starts a job: once per `key` however often it is clicked; a progress message in the thread
+    kept current while the job runs (the service's alert posts the final message there)."""
+    if not await core.handled.claim(key, what):
+        return Reply(f"That {what} was already started (from `{source}`); its progress is in the thread.")
+    anchor = await request.surface.start_progress(f"{running} (from `{source}`)", request.thread_ts)
     try:
-        async with calling("imports", request.actor, request_id=key):
-            job = await method(message_type(job_id=job_id, request_id=f"{job_id}:{what}",
-                                            anchor=slack_anchor(anchor)))
+        async with calling(service, request.actor, request_id=key):
+            job = await start(slack_anchor(anchor))
     except ServiceProblem as exc:
         await core.handled.release(key)
         await request.surface.update_progress(anchor, f":warning: {exc.message}")
         return None
-    log.info("%s %s started from %s", what, job.id, job_id, extra={"fields": {"job": job.id}})
-    await _watch(core, request, job, anchor)
+    log.info("%s %s started from %s", what, job.id, source, extra={"fields": {"job": job.id}})
+    await _watch(core, request, job, anchor, service)
     return None

@@ -91,7 +91,8 @@ def _element(field: FormField) -> dict[str, Any]:
     if field.kind == "checkbox":
         options = [{"text": _plain(c.label), "value": c.value} for c in field.choices]
         element = {"type": "checkboxes", "action_id": field.name, "options": options}
-        chosen = [o for o in options if o["value"] == field.initial]
+        ticked = field.initial.split(",")
+        chosen = [o for o in options if o["value"] in ticked]
         if chosen:
             element["initial_options"] = chosen
         return element

@@ -111,7 +111,8 @@ class SlackFrontEnd:
             metadata = {}
         channel = str(metadata.get("channel", ""))
         request = Request(await self.people.actor(user), self.surface(user, Place(channel)), channel,
-                          key=str(view.get("id", "")))
+                          key=str(view.get("id", "")),
+                          metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {})
         result = await submit_form(self.core, request, str(view.get("callback_id", "")), modal_values(view))
         if result.errors:
             await ack(response_action="errors", errors=result.errors)

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     # many hops from the right; 0: the connection's address), and minutes a signed-in page may sit idle.
     web_proxy_hops: int = Field(default=0, ge=0, le=10)
     web_session_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Account care: when a roster import changes a contact's email or name, the accounts made for that contact are
+    # listed (report: `/portal drift`, and a warning on the import's rows) or updated to match (update; the parent
+    # is emailed at both addresses).
+    contact_changes: Literal["report", "update"] = "report"
 
     admins: str = ""
     admin_group: str | None = None

@@ -165,3 +165,59 @@ E_FILE_MISSING_COLUMNS = define(
 E_FILE_DUPLICATE_COLUMN = define(
     "E_FILE_DUPLICATE_COLUMN", "Two columns of the header row mean the same thing.",
     "Delete or rename one of the two columns named in the message.")
+
+# Generation of accounts from the roster (services/accounts/generation_rules.py): why a contact gets no account ----
+S_NO_EMAIL = define(
+    "S_NO_EMAIL", "The contact has no email address, so no account is generated for them.",
+    "Add the contact's email address in the school's information system, then generate again.")
+S_NO_PARENTAL_RESPONSIBILITY = define(
+    "S_NO_PARENTAL_RESPONSIBILITY", "The contact does not have parental responsibility for this student.",
+    "Nothing to do, or mark parental responsibility in the school's information system if it is wrong.")
+S_NOT_PRIMARY = define(
+    "S_NOT_PRIMARY", "Only primary (priority) contacts were chosen, and this contact is not one for this student.",
+    "Generate for all contacts, or mark the contact as primary in the school's information system.")
+S_COURT_ORDER = define(
+    "S_COURT_ORDER", "The roster marks this contact (or the same person on another contact record) with a court "
+    "order or no-contact flag: they must not get access to any student.",
+    "Nothing to do; correct the flag in the school's information system only if it is wrong.")
+S_STAFF_EMAIL = define(
+    "S_STAFF_EMAIL", "The contact's email address already belongs to a staff (or student) account; usernames and "
+    "emails are unique across the district, so the parent account cannot use it.",
+    "Ask the staff member to give their personal email for their parent record in the information system.")
+S_SHARED_EMAIL = define(
+    "S_SHARED_EMAIL", "The contact's email address is shared with a different guardian (another name), so it "
+    "cannot tell who the account is for.",
+    "Give each guardian their own email address in the school's information system, then generate again.")
+S_INVALID_EMAIL = define(
+    "S_INVALID_EMAIL", "The contact's email address is not a valid address.",
+    "Correct the address in the school's information system (name@example.org).")
+W_POSSIBLE_DUPLICATE = define(
+    "W_POSSIBLE_DUPLICATE", "Another contact record has the same name and phone or address but a different email: "
+    "possibly the same person typed twice. Nothing is merged.",
+    "Check both records in the school's information system; merge them there if they are one person.")
+W_CHANGED_SINCE_PLAN = define(
+    "W_CHANGED_SINCE_PLAN", "The roster or the accounts changed between the plan that was shown and the run.",
+    "Nothing to do for what was applied; plan again to see (and run) what is new.")
+W_USERNAME_FALLBACK = define(
+    "W_USERNAME_FALLBACK", "The email address could not be the username (taken by another account, or holding "
+    "characters usernames cannot), so first initial + last name + a number was used.",
+    "Nothing to do; the invitation email tells the parent their username.")
+
+# Account care (services/accounts/policy_rules.py, drift_rules.py): policies, permissions, contact drift ---------
+E_POLICY_VALUE = define(
+    "E_POLICY_VALUE", "A policy value is out of range or not one the portal knows.",
+    "Use must_change_password yes/no, two_factor off/optional/required, min_password_length 8 to 64, "
+    "invite_expiry_days 1 to 60, default_permissions a list of grades, attendance, reports, messages.")
+E_PERMISSION_UNKNOWN = define(
+    "E_PERMISSION_UNKNOWN", "A permission name is not one the portal knows.",
+    "Use grades, attendance, reports or messages.")
+E_SCHOOL_UNKNOWN = define(
+    "E_SCHOOL_UNKNOWN", "No student or account belongs to a school of that name.",
+    "Check the school's name as the roster spells it (`/portal policy show` lists the schools).")
+W_ACCOUNT_DRIFT = define(
+    "W_ACCOUNT_DRIFT", "The contact's email or name changed, and the parent account made for them still holds the "
+    "old one (PORTAL_CONTACT_CHANGES=report).",
+    "Run `/portal drift` and apply the changes you want; the parent is emailed at both addresses.")
+W_ACCOUNT_UPDATED = define(
+    "W_ACCOUNT_UPDATED", "The contact's email or name changed, and the parent account made for them was updated to "
+    "match (PORTAL_CONTACT_CHANGES=update); the parent is emailed at both addresses.", "Nothing to do.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from google.protobuf import field_mask_pb2
 
+from bot.account_care import care_buttons, care_parts, policy_part
 from bot.core import BotCore, Request
 from bot.formatting import enum_word, when
 from bot.registry import REGISTRY, first, no_more
@@ -42,6 +43,9 @@ def account_card(core: BotCore, account: A.Account, headline: str = "") -> Reply
         Button("Reset password (email a link)", "account_reset", user, None,
                Confirm("Reset password?", f"Email {user} a link to set a new password (valid for an hour).",
                        "Send link")),
+        Button("Send login details", "account_send_login", user, None,
+               Confirm("Send login details?", f"Email {user} their username and a new password (they must change "
+                       "it when they sign in). Their current password stops working.", "Send")),
         Button("Turn off two-factor" if two_factor_on else "Turn on two-factor",
                "account_2fa_off" if two_factor_on else "account_2fa_on", user, None,
                Confirm("Two-factor sign-in", f"Turn two-factor sign-in {'off' if two_factor_on else 'on'} for {user}?"
@@ -52,8 +56,9 @@ def account_card(core: BotCore, account: A.Account, headline: str = "") -> Reply
                        f"{'Enable' if disabled else 'Disable'} {user}? "
                        + ("They can sign in again." if disabled else "They cannot sign in until it is enabled."))),
         delete_button(user),
+        *care_buttons(account),
     ]
-    return Reply(headline or f"Account {user}", parts=[card], buttons=buttons, private=True)
+    return Reply(headline or f"Account {user}", parts=[card, *care_parts(account)], buttons=buttons, private=True)
 
 
 def delete_button(username: str) -> Button:
@@ -73,7 +78,10 @@ async def get_account(core: BotCore, request: Request, who: str) -> A.Account:
 async def account(core: BotCore, request: Request, args: list[str]) -> Reply:
     usage = "/portal account USERNAME|EMAIL"
     no_more(args, 1, usage)
-    return account_card(core, await get_account(core, request, first(args, "account", usage)))
+    found = await get_account(core, request, first(args, "account", usage))
+    card = account_card(core, found)
+    card.parts.append(await policy_part(core, request, found.username))
+    return card
 
 
 @REGISTRY.command("delete", "USERNAME", "Delete an account (you confirm first).", ("/portal delete jsmith01",))
@@ -91,14 +99,20 @@ def _request_id(action: str, username: str, key: str) -> str:
     return f"bot:{action}:{username.lower()}:{key}"
 
 
-@REGISTRY.action("account_reset")
-async def reset(core: BotCore, request: Request, _action: str, username: str) -> Reply:
+@REGISTRY.action("account_reset", "account_send_login")
+async def reset(core: BotCore, request: Request, action: str, username: str) -> Reply:
+    """One account's reset or login details: the bulk reset's path (ResetAccountPassword)."""
+    send_password = action == "account_send_login"
     async with calling("accounts", request.actor):
-        answer = await core.services.accounts.IssueSetPasswordToken(A.IssueSetPasswordTokenRequest(
-            username=username, purpose=A.TOKEN_PURPOSE_RESET, send_email=True,
-            request_id=_request_id("account_reset", username, request.key)))
+        answer = await core.services.accounts.ResetAccountPassword(A.ResetAccountPasswordRequest(
+            username=username, delivery=A.RESET_DELIVERY_PASSWORD if send_password else A.RESET_DELIVERY_LINK,
+            request_id=_request_id(action, username, request.key)))
+    if send_password:
+        return Reply(f"Login details (username and a new password, to be changed at the next sign-in) are on their "
+                     f"way to {answer.email}.")
     expires = when(answer.expire_time, core.settings.zone, never="soon")
-    return Reply(f"A password reset link is on its way to {username}'s email address; it expires {expires}.")
+    kind = "An invitation link" if answer.invitation else "A password reset link"
+    return Reply(f"{kind} is on its way to {username}'s email address ({answer.email}); it expires {expires}.")
 
 
 async def _update(core: BotCore, request: Request, action: str, account: A.Account, path: str) -> A.Account:

@@ -9,6 +9,7 @@ import grpc
 
 from bot.commands.account import account_card
 from bot.core import BotCore, Request
+from bot.form_errors import form_errors
 from bot.registry import REGISTRY
 from bot.replies import Choice, Form, FormField, FormResult
 from bot.services import ServiceProblem, calling
@@ -39,27 +40,13 @@ CREATE_FORM = Form(
                   hint="Student ids to link, separated by commas or spaces."),
     ),
 )
-FIELD_NAMES = {f.name for f in CREATE_FORM.fields}
 # Service field paths (google.rpc.BadRequest) that are named differently from the form's fields.
 FIELD_ALIASES = {"student_ids": "students", "surname": "last_name", "send_invitation": "invite"}
 
 
-def field_for(path: str) -> str:
-    """`account.username` -> `username`; anything unknown lands on the first field."""
-    last = path.rsplit(".", 1)[-1].split("[", 1)[0]
-    name = FIELD_ALIASES.get(last, last)
-    return name if name in FIELD_NAMES else CREATE_FORM.fields[0].name
-
-
 def errors_from(problem: ServiceProblem) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    for violation in problem.violations:
-        name = field_for(violation.field)
-        errors[name] = f"{errors[name]} {violation.description}" if name in errors else violation.description
-    if not errors:
-        name = "username" if problem.code == grpc.StatusCode.ALREADY_EXISTS else CREATE_FORM.fields[0].name
-        errors[name] = problem.message
-    return errors
+    fallback = "username" if problem.code == grpc.StatusCode.ALREADY_EXISTS else ""
+    return form_errors(CREATE_FORM, problem, FIELD_ALIASES, fallback)
 
 
 @REGISTRY.command("create", "", "Create one account in a form (password, or an emailed invitation).",

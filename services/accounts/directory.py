@@ -40,6 +40,8 @@ from services.accounts.domain import (
 )
 from services.accounts.hashing import PasswordHashing
 from services.accounts.mutations import Audit, Mutations, account_or_404, account_target
+from services.accounts.notices import AccountChange, change_notices
+from services.accounts.policy_store import effective_for_accounts, load_book, student_schools
 from services.accounts.setpassword import LinkSettings, LinkTarget, issue_links
 from services.accounts.store import AccountStore, UsernameTaken, new_id
 
@@ -57,8 +59,10 @@ def _refuse(problems: Sequence[Problem]) -> InvalidArgument:
 
 
 def _taken(username: str, holder: Account) -> AlreadyExists:
+    schools = sorted({*holder.schools, *(link.school for link in holder.links if link.school)}, key=str.lower)
+    where = f" at {' and '.join(schools)}" if schools else ""
     message = (f"The username '{username}' is already taken by the {holder.type.value} account "
-               f"'{holder.username}': usernames are unique across the whole district whatever the case or the "
+               f"'{holder.username}'{where}: usernames are unique across the whole district whatever the case or the "
                "account type. Choose another username.")
     return AlreadyExists(message, [FieldViolation("account.username", message)], reason=sc.E_USERNAME_TAKEN.code)
 
@@ -253,6 +257,14 @@ class Directory:
             raise _no_contact(contact.id)
         return contact_id
 
+    def _check_policy_password(self, new: _NewAccount, password: str) -> None:
+        """The password against the policy of the new account's schools (its own and its students')."""
+        with self.db.read() as session:
+            schools = [*new.schools, *student_schools(session, new.student_ids).values()]
+            minimum = load_book(session).for_schools(schools).min_password_length
+        if problems := rules.check_password(password, new.username, "password", minimum):
+            raise _refuse(problems)
+
     def _dry_create(self, new: _NewAccount, has_password: bool) -> Account:
         with self.db.read() as session:
             contact_id = self._resolve_new(session, new)
@@ -293,6 +305,8 @@ class Directory:
         stored = await self.db.run(self.mutations.replay, call, "CreateAccount", Account)
         if stored is not None:
             return stored.value
+        if password:
+            await self.db.run(self._check_policy_password, new, password)
         password_hash = (await self.hashing.hash_many([password]))[0] if password else None
         try:
             account = await self.db.run(self.mutations.run, call, "CreateAccount", Account,
@@ -362,10 +376,14 @@ class Directory:
                 password_hash: str | None) -> Account:
         account = account_or_404(self.store, session, username)
         if "password" in changes:
-            # Neither the username the account has nor the one it will have.
+            policy = effective_for_accounts(session, [account.id])[account.id]
+            # Neither the username the account has nor the one it will have; the policy's minimum length.
             for name in {account.username, changes.get("username", account.username)}:
-                if problems := rules.check_password(changes["password"], name, "password"):
+                if problems := rules.check_password(changes["password"], name, "password",
+                                                    policy.min_password_length):
                     raise _refuse(problems)
+            if "must_change_password" not in changes:
+                changes = {**changes, "must_change_password": policy.must_change_password}
         values: dict[str, Any] = {}
         before: dict[str, Any] = {}
         after: dict[str, Any] = {}
@@ -408,7 +426,11 @@ class Directory:
         if "must_change_password" in changes:
             change("must_change_password", account.must_change_password, bool(changes["must_change_password"]))
         if "status" in changes:
-            change("status", account.status.value, changes["status"].value)
+            status = changes["status"]
+            if status == AccountStatus.ACTIVE and account.status == AccountStatus.DISABLED and not (
+                    account.has_password or account.last_sign_in_at):
+                status = AccountStatus.INVITED  # enabled again, still waiting for its holder
+            change("status", account.status.value, status.value)
         if "contact_id" in changes:
             contact_id = changes["contact_id"]
             if contact_id and contact_id != account.contact_id:
@@ -444,6 +466,9 @@ class Directory:
                          before=before, after=after)
         refreshed = self.store.account(session, account.id)
         assert refreshed is not None
+        self.store.enqueue_emails(session, change_notices(AccountChange(
+            account.first_name, account.username, refreshed.username, account.email, refreshed.email,
+            school=next(iter(refreshed.schools), "")), self.links.school_name))
         return refreshed
 
     async def update(self, call: Call, username: str, changes: Mapping[str, Any]) -> Account:
@@ -454,12 +479,15 @@ class Directory:
         password = checked.get("password")
         password_hash = (await self.hashing.hash_many([password]))[0] if password else None
         try:
-            return await self.db.run(self.mutations.run, call, "UpdateAccount", Account,
-                                     lambda session, audit: self._update(session, audit, username, checked,
-                                                                         password_hash))
+            updated = await self.db.run(self.mutations.run, call, "UpdateAccount", Account,
+                                        lambda session, audit: self._update(session, audit, username, checked,
+                                                                            password_hash))
         except UsernameTaken:
             holder = await self.db.run(self._get, checked["username"])
             raise _taken(checked["username"], holder) from None
+        if "username" in checked or "email" in checked:
+            self.emails_queued()  # a notice of the change may be waiting in the outbox
+        return updated
 
     # Delete, link, unlink ---------------------------------------------------------------------------------------
 

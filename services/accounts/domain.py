@@ -77,6 +77,15 @@ class Call:
 
 
 @dataclass(frozen=True)
+class StudentLink:
+    """A student an account may see, and what of that student (permission names, see policy_rules)."""
+
+    student_id: str
+    permissions: tuple[str, ...] = ()
+    school: str = ""
+
+
+@dataclass(frozen=True)
 class Account:
     id: str
     username: str
@@ -95,6 +104,8 @@ class Account:
     created_at: datetime
     updated_at: datetime
     last_sign_in_at: datetime | None
+    # The links to student_ids, with their permissions.
+    links: tuple[StudentLink, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -233,6 +244,17 @@ class RosterChange:
 
 
 @dataclass(frozen=True)
+class RosterDrift:
+    """An account of a contact a roster batch changed: the fields that no longer match, and whether they were
+    updated to match (PORTAL_CONTACT_CHANGES=update)."""
+
+    contact_id: str
+    username: str
+    fields: tuple[str, ...]
+    applied: bool
+
+
+@dataclass(frozen=True)
 class RosterResult:
     students_created: int = 0
     students_updated: int = 0
@@ -241,6 +263,7 @@ class RosterResult:
     relationships_added: int = 0
     unchanged: int = 0
     changes: tuple[RosterChange, ...] = ()
+    account_drift: tuple[RosterDrift, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from plumbing.jobs import jobs_table
 from plumbing.outbox import outbox_table
 
 Base = make_base()
+# Links made before permissions existed, and links made without a policy, may see everything.
+ALL_PERMISSIONS = "grades,attendance,reports,messages"
 
 
 class AccountRecord(Base):
@@ -105,6 +107,25 @@ class AccountStudentRecord(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
     student_id: Mapped[str] = mapped_column(ForeignKey("roster_students.id"), primary_key=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # What the account may see of this student: permission names, comma separated (policy_rules.PERMISSIONS);
+    # set from the school's default_permissions when the link is made, then only by staff.
+    permissions: Mapped[str] = mapped_column(String(200), default=ALL_PERMISSIONS, server_default=ALL_PERMISSIONS)
+
+
+class PolicyRecord(Base):
+    """The district's policy (school_key empty) or a school's; a NULL value is not set by that policy."""
+
+    __tablename__ = "accounts_policies"
+
+    school_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    school: Mapped[str] = mapped_column(String(200), default="")
+    must_change_password: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    two_factor: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    min_password_length: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    invite_expiry_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    default_permissions: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
 
 
 class SignInRecord(Base):
@@ -192,6 +213,54 @@ class ThrottleRecord(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_start: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class ResetItemRecord(Base):
+    """One account a bulk reset job reset or skipped: written with the chunk that did it (the job's workbook)."""
+
+    __tablename__ = "accounts_reset_items"
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username_key: Mapped[str] = mapped_column(String(150), primary_key=True)
+    username: Mapped[str] = mapped_column(String(150))
+    name: Mapped[str] = mapped_column(String(201), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    # "invitation", "reset" or "password" (what was emailed); "skipped" with `reason` set.
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(40), default="")
+    two_factor_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The outbox key of the email sent (its delivery state is asked of notify by this key).
+    email_key: Mapped[str] = mapped_column(String(200), default="")
+
+
+class WebSessionRecord(Base):
+    """A parent's session on the web pages, shared by every replica. The cookie holds the session id (signed);
+    only its SHA-256 is stored."""
+
+    __tablename__ = "accounts_web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    # "code" (password right, waiting for the two-factor code), "change_password", "enrol" or "signed_in".
+    stage: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class AutogeneratePendingRecord(Base):
+    """A roster relationship (student and contact) that is new or changed, or a contact that changed (student_id
+    empty), since the last auto-generation (PORTAL_AUTOGENERATE): written with the roster change, claimed by the
+    generation job that handles it (job_id), and removed when that job ends."""
+
+    __tablename__ = "accounts_autogenerate_pending"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    student_id: Mapped[str] = mapped_column(String(64), default="")
+    contact_id: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 accounts_outbox = outbox_table(Base.metadata, "accounts_outbox")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from plumbing import status_codes as sc
 from services.accounts import rules
 from services.accounts.domain import AccountRow, AccountStatus, AccountType, Problem, RowAction, RowResult
+from services.accounts.policy_rules import PolicyBook
 
 # Column headers of the account files, as problems name them.
 LOGONID = "LOGONID"
@@ -48,6 +49,13 @@ class KnownAccount:
     signed_in: bool
     schools: frozenset[str] = frozenset()
     student_ids: frozenset[str] = frozenset()
+    # The schools of the linked students.
+    student_schools: frozenset[str] = frozenset()
+
+    def school_names(self) -> str:
+        """The account's schools as staff read them ("" when it has none)."""
+        names = sorted(self.schools | self.student_schools, key=str.lower)
+        return " and ".join(names)
 
 
 @dataclass(slots=True)
@@ -78,6 +86,12 @@ class Snapshot:
     # Roster contacts by id, and contact ids by email key.
     contacts: Mapping[str, KnownContact]
     contacts_by_email: Mapping[str, tuple[str, ...]]
+    # The mentioned students' schools, and every policy (a row's password follows its schools' minimum length).
+    student_schools: Mapping[str, str] = field(default_factory=dict)
+    policies: PolicyBook = field(default_factory=PolicyBook)
+
+    def min_password_length(self, schools: Iterable[str]) -> int:
+        return self.policies.for_schools(schools).min_password_length
 
 
 @dataclass(slots=True)
@@ -183,7 +197,8 @@ def _check(position: int, row: AccountRow, snapshot: Snapshot) -> _Row:
     email, found = rules.check_email(row.email, EMAIL)
     problems += found
     if row.password:
-        problems += rules.check_password(row.password, username, PASSWORD)
+        schools = [row.school, *(snapshot.student_schools.get(s, "") for s in rules.clean_ids(row.student_ids))]
+        problems += rules.check_password(row.password, username, PASSWORD, snapshot.min_password_length(schools))
     account_type = AccountType.GUARDIAN
     if row.type:
         parsed, found = rules.parse_type(row.type, USER_TYPE)
@@ -310,11 +325,13 @@ def _group_problems(merged: _Merged, existing: KnownAccount | None, contact: Kno
                     snapshot: Snapshot) -> list[Problem]:
     problems: list[Problem] = []
     if existing is not None and existing.type != merged.type:
+        schools = existing.school_names()
         problems.append(Problem(
             sc.E_TYPE_MISMATCH.code, USER_TYPE,
             f"The username '{merged.username}' already belongs to a {existing.type.value} account "
-            f"('{existing.username}'), and this row is for a {merged.type.value} account: usernames are unique "
-            "across the district whatever the type, so choose another username."))
+            f"('{existing.username}'{f' at {schools}' if schools else ''}), and this row is for a "
+            f"{merged.type.value} account: usernames are unique across the district whatever the type, so choose "
+            "another username."))
     if merged.email_key:
         key = merged.username.lower()
         others = [u for u in snapshot.email_owners.get(merged.email_key, ()) if u.lower() != key]

@@ -6,7 +6,10 @@ a record the batch does not name.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -28,6 +31,11 @@ from services.accounts.domain import (
 from services.accounts.mutations import Audit, Mutations
 from services.accounts.store import AccountStore
 
+if TYPE_CHECKING:
+    from services.accounts.drift import ContactDrift
+
+AfterSave = Callable[[Session, datetime, tuple[Sequence[Contact], Sequence[Contact]],
+                      tuple[Sequence[Relationship], Sequence[Relationship]]], None]
 SELECTOR_KINDS = ("all", "school", "group", "grad_year", "last_name_prefix", "usernames")
 
 
@@ -39,10 +47,16 @@ def _refuse(problems: Sequence[Problem]) -> InvalidArgument:
 
 
 class Roster:
-    def __init__(self, db: Database, store: AccountStore, mutations: Mutations) -> None:
+    def __init__(self, db: Database, store: AccountStore, mutations: Mutations,
+                 after_save: AfterSave | None = None, drift: ContactDrift | None = None) -> None:
         self.db = db
         self.store = store
         self.mutations = mutations
+        # Accounts of contacts a batch changes: reported or updated to match (PORTAL_CONTACT_CHANGES).
+        self.drift = drift
+        # Told of the (new, changed) contacts and relationships in the transaction that saves them
+        # (auto-generation notes which guardians to look at).
+        self.after_save = after_save
 
     # Search -----------------------------------------------------------------------------------------------------
 
@@ -110,7 +124,10 @@ class Roster:
     def _dry_run(self, students: list[Student], contacts: list[Contact],
                  relationships: list[Relationship]) -> RosterResult:
         with self.db.read() as session:
-            return self._plan(session, students, contacts, relationships)[0]
+            result, (_s, c, _r) = self._plan(session, students, contacts, relationships)
+            if self.drift is not None and c.changed:
+                result = replace(result, account_drift=self.drift.roster_preview(session, c.changed))
+            return result
 
     async def upsert(self, call: Call, students: Sequence[Student], contacts: Sequence[Contact],
                      relationships: Sequence[Relationship], validate_only: bool) -> RosterResult:
@@ -125,10 +142,18 @@ class Roster:
             result, (s, c, r) = self._plan(session, clean_students, clean_contacts, clean_links)
             self.store.save_roster(session, audit.now, (s.created, s.changed), (c.created, c.changed),
                                    (r.created, r.changed))
+            if self.after_save is not None:
+                self.after_save(session, audit.now, (c.created, c.changed), (r.created, r.changed))
             audit.record("roster.upsert", "roster", students_created=result.students_created,
                          students_updated=result.students_updated, contacts_created=result.contacts_created,
                          contacts_updated=result.contacts_updated, relationships_added=result.relationships_added,
                          relationships_updated=len(r.changed), unchanged=result.unchanged)
+            if self.drift is not None and c.changed:
+                result = replace(result, account_drift=self.drift.after_roster_change(
+                    session, audit, [contact.id for contact in c.changed]))
             return result
 
-        return await self.db.run(self.mutations.run, call, "BatchUpsertRoster", RosterResult, work)
+        done = await self.db.run(self.mutations.run, call, "BatchUpsertRoster", RosterResult, work)
+        if self.drift is not None and any(note.applied for note in done.account_drift):
+            self.drift.emails_queued()
+        return done

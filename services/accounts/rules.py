@@ -96,15 +96,18 @@ def check_username(raw: str, field: str = "username") -> tuple[str, list[Problem
     return username, []
 
 
-def check_password(password: str, username: str, field: str = "password") -> list[Problem]:
-    """What is wrong with a password (empty: nothing to check; the caller decides whether one is required)."""
+def check_password(password: str, username: str, field: str = "password",
+                   min_length: int = PASSWORD_MIN) -> list[Problem]:
+    """What is wrong with a password (empty: nothing to check; the caller decides whether one is required).
+    `min_length` is the policy's minimum (never below the rules' 8)."""
     if not password:
         return []
     if len(password) > PASSWORD_MAX:
         return [Problem(sc.E_PASSWORD_RULES.code, field,
                         f"The password is {len(password)} characters long: use at most {PASSWORD_MAX}.")]
+    minimum = max(PASSWORD_MIN, min_length)
     missing = []
-    if len(password) < PASSWORD_MIN:
+    if len(password) < minimum:
         missing.append(f"is too short ({_plural(len(password), 'character')})")
     if not any(ch.isupper() for ch in password):
         missing.append("has no upper-case letter")
@@ -115,7 +118,7 @@ def check_password(password: str, username: str, field: str = "password") -> lis
     if missing:
         said = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
         return [Problem(sc.E_PASSWORD_RULES.code, field,
-                        f"The password needs at least {PASSWORD_MIN} characters with an upper-case letter, a "
+                        f"The password needs at least {minimum} characters with an upper-case letter, a "
                         f"lower-case letter and a digit; this one {said}.")]
     if username and password.lower() == username.strip().lower():
         return [Problem(sc.E_PASSWORD_COMMON.code, field,
@@ -147,6 +150,12 @@ def _email_problem(email: str) -> str:
     except EmailNotValidError as exc:
         return str(exc)
     return ""
+
+
+def email_is_valid(email: str) -> bool:
+    """Whether a trimmed, non-empty address passes `check_email`, quickly (the everyday shape needs no validator):
+    for checking a whole roster's emails."""
+    return len(email) <= EMAIL_MAX and (_plain_email(email) or not _email_problem(email))
 
 
 def check_email(raw: str, field: str = "email") -> tuple[str, list[Problem]]:

@@ -3,7 +3,7 @@ errors are domain ServiceErrors that the interceptor turns into statuses with go
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -43,6 +43,9 @@ from services.accounts.domain import (
 )
 from services.accounts.jobs import AccountJobs
 from services.accounts.roster import Roster
+from services.accounts.servicer_care import AccountCare, CareServicer
+from services.accounts.servicer_generation import GenerationParts, GenerationServicer
+from services.accounts.servicer_resets import ResetsAndReports, ResetsServicer
 from services.accounts.setpassword import SetPasswordLinks
 from services.accounts.signin import SignIns
 
@@ -111,7 +114,9 @@ def account_pb(account: Account) -> pb.Account:
         role=account.role, must_change_password=account.must_change_password,
         two_factor=TWO_FACTOR[account.two_factor], has_password=account.has_password,
         student_ids=account.student_ids, contact_id=account.contact_id, create_time=_timestamp(account.created_at),
-        update_time=_timestamp(account.updated_at), last_sign_in_time=_timestamp(account.last_sign_in_at))
+        update_time=_timestamp(account.updated_at), last_sign_in_time=_timestamp(account.last_sign_in_at),
+        links=[pb.StudentLink(student_id=link.student_id, permissions=link.permissions, school=link.school)
+               for link in account.links])
 
 
 def _student_pb(entry: RosterEntry) -> pb.Student:
@@ -127,13 +132,34 @@ def _student_pb(entry: RosterEntry) -> pb.Student:
             account_username=c.account_username) for c in entry.contacts])
 
 
+def file_chunks(filename: str, data: bytes) -> Iterator[jobs_pb2.FileChunk]:
+    """A workbook as a stream of chunks (the first names it)."""
+    for start in range(0, max(len(data), 1), CHUNK_BYTES):
+        chunk = jobs_pb2.FileChunk(data=data[start:start + CHUNK_BYTES])
+        if start == 0:
+            chunk.filename = filename
+            chunk.content_type = XLSX
+        yield chunk
+
+
+def student_selector(message: jobs_pb2.Selector | None) -> StudentSelector:
+    """The students a Selector means (none given: all)."""
+    if message is None:
+        return StudentSelector()
+    kind = message.WhichOneof("kind") or "all"
+    value = str(getattr(message, kind)) if kind in ("school", "group", "grad_year", "last_name_prefix") else ""
+    return StudentSelector(kind, value, tuple(message.usernames.usernames), message.never_signed_in)
+
+
 def _roster_pb(result: RosterResult) -> pb.BatchUpsertRosterResponse:
     return pb.BatchUpsertRosterResponse(
         students_created=result.students_created, students_updated=result.students_updated,
         contacts_created=result.contacts_created, contacts_updated=result.contacts_updated,
         relationships_added=result.relationships_added, unchanged=result.unchanged,
         changes=[pb.RosterChange(kind=c.kind, id=c.id, action=c.action, changed_fields=c.changed_fields)
-                 for c in result.changes])
+                 for c in result.changes],
+        account_drift=[pb.RosterAccountDrift(contact_id=d.contact_id, username=d.username, fields=d.fields,
+                                             applied=d.applied) for d in result.account_drift])
 
 
 def _audit_pb(event: AuditEvent) -> pb.AuditEvent:
@@ -204,14 +230,18 @@ def _changes(request: pb.UpdateAccountRequest) -> tuple[str, dict[str, Any]]:
     return identity, changes
 
 
-class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
+class AccountsServicer(ResetsServicer, GenerationServicer, CareServicer, accounts_pb2_grpc.AccountsServiceServicer):
     def __init__(self, directory: Directory, roster: Roster, sign_ins: SignIns, links: SetPasswordLinks,
-                 jobs: AccountJobs) -> None:
+                 jobs: AccountJobs, reports: ResetsAndReports, generation: GenerationParts,
+                 care: AccountCare) -> None:
         self.directory = directory
         self.roster = roster
         self.sign_ins = sign_ins
         self.links = links
         self.jobs = jobs
+        self.resets, self.bulk_reset, self.usage_report = reports
+        self.generation, self.invitations = generation
+        self.care = care
 
     async def GetAccount(self, request: pb.GetAccountRequest, context: Context) -> pb.Account:
         return account_pb(await self.directory.get(request.username_or_email))
@@ -256,12 +286,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         return account_pb(account)
 
     async def SearchRoster(self, request: pb.SearchRosterRequest, context: Context) -> pb.SearchRosterResponse:
-        selector = StudentSelector()
-        if request.HasField("selector"):
-            s = request.selector
-            kind = s.WhichOneof("kind") or "all"
-            value = str(getattr(s, kind)) if kind in ("school", "group", "grad_year", "last_name_prefix") else ""
-            selector = StudentSelector(kind, value, tuple(s.usernames.usernames), s.never_signed_in)
+        selector = student_selector(request.selector if request.HasField("selector") else None)
         query = RosterQuery(selector, request.student_id, request.contact_id, request.contact_email,
                             request.include_contacts)
         page = await self.roster.search(query, request.page_size, request.page_token)
@@ -361,9 +386,5 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def DownloadJobFile(self, request: pb.DownloadJobFileRequest, context: Context
                               ) -> AsyncIterator[jobs_pb2.FileChunk]:
         filename, data = await self.jobs.file(request.job_id, request.name)
-        for start in range(0, max(len(data), 1), CHUNK_BYTES):
-            chunk = jobs_pb2.FileChunk(data=data[start:start + CHUNK_BYTES])
-            if start == 0:
-                chunk.filename = filename
-                chunk.content_type = XLSX
+        for chunk in file_chunks(filename, data):
             yield chunk

@@ -29,6 +29,7 @@ from services.accounts.domain import (
 )
 from services.accounts.hashing import PasswordHashing
 from services.accounts.mutations import Audit, Mutations, account_or_404, account_target
+from services.accounts.policy_store import effective_for_accounts
 from services.accounts.store import AccountStore, TokenRecord, new_id
 
 TEMPLATES = {TokenPurpose.INVITATION: "invitation", TokenPurpose.RESET: "password_reset"}
@@ -53,22 +54,34 @@ class LinkTarget:
     school: str = ""
 
 
+def link_email_key(purpose: TokenPurpose, token_id: str) -> str:
+    """The outbox key of the email carrying one link (notify reports its delivery under this key)."""
+    return f"accounts-{purpose.value}-{token_id}"
+
+
 def issue_links(store: AccountStore, session: Session, links: LinkSettings, targets: Sequence[LinkTarget],
                 purpose: TokenPurpose, now: datetime, send_email: bool, job_id: str = "",
                 raw_tokens: Sequence[str] = ()) -> datetime:
     """New tokens for the targets (revoking their older unused ones of this purpose), with their emails queued
-    when asked. The raw tokens are the given ones, or random. Returns the expiry."""
-    expires = now + links.lifetimes[purpose]
+    when asked. The raw tokens are the given ones, or random. An invitation lives as long as the policy of the
+    account's schools says (invite_expiry_days). Returns the expiry (the latest, for several targets)."""
+    lifetimes: dict[str, timedelta] = {}
+    if purpose == TokenPurpose.INVITATION:
+        policies = effective_for_accounts(session, [t.account_id for t in targets])
+        lifetimes = {account_id: timedelta(days=p.invite_expiry_days) for account_id, p in policies.items()}
+    latest = now
     store.revoke_tokens(session, [t.account_id for t in targets], purpose, now)
     rows, emails = [], []
     for index, target in enumerate(targets):
+        expires = now + lifetimes.get(target.account_id, links.lifetimes[purpose])
+        latest = max(latest, expires)
         raw = raw_tokens[index] if raw_tokens else credentials.new_token()
         token_id = new_id()
         rows.append({"id": token_id, "account_id": target.account_id, "purpose": purpose.value,
                      "token_hash": credentials.digest(raw), "created_at": now, "expires_at": expires})
         if send_email:
             emails.append({
-                "key": f"accounts-{purpose.value}-{token_id}", "template": TEMPLATES[purpose], "to": target.email,
+                "key": link_email_key(purpose, token_id), "template": TEMPLATES[purpose], "to": target.email,
                 "job_id": job_id, "school": target.school,
                 "data": {"username": target.username, "first_name": target.first_name,
                          "link": f"{links.public_url}/set-password?token={raw}",
@@ -76,7 +89,7 @@ def issue_links(store: AccountStore, session: Session, links: LinkSettings, targ
             })
     store.insert_tokens(session, rows)
     store.enqueue_emails(session, emails)
-    return expires
+    return latest
 
 
 def _state(token: TokenRecord | None, now: datetime) -> TokenState:
@@ -155,6 +168,10 @@ class SetPasswordLinks:
             found = self.store.token(session, credentials.digest(token.strip())) if token.strip() else None
         return found, _state(found, self.clock())
 
+    def _min_length(self, account_id: str) -> int:
+        with self.db.read() as session:
+            return effective_for_accounts(session, [account_id])[account_id].min_password_length
+
     async def inspect(self, token: str) -> TokenInspection:
         found, state = await self.db.run(self._inspect, token)
         return TokenInspection(state, found.username if found is not None and state == TokenState.VALID else "")
@@ -169,7 +186,8 @@ class SetPasswordLinks:
         found, state = await self.db.run(self._inspect, token)
         if found is None or state != TokenState.VALID:
             raise _refuse(state)
-        problems = rules.check_password(new_password, found.username, "new_password")
+        problems = rules.check_password(new_password, found.username, "new_password",
+                                        await self.db.run(self._min_length, found.account_id))
         if problems:
             raise InvalidArgument(problems[0].message, [FieldViolation(p.field, p.message) for p in problems],
                                   reason=problems[0].code)

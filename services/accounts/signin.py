@@ -29,6 +29,7 @@ from services.accounts.domain import (
 )
 from services.accounts.hashing import PasswordHashing
 from services.accounts.mutations import Audit, Mutations, account_or_404, account_target
+from services.accounts.policy_store import effective_for_accounts
 from services.accounts.store import AccountStore, Credentials
 from services.accounts.throttling import Counter, ThrottleRules
 
@@ -122,10 +123,25 @@ class SignIns:
                 return AuthResult(outcome)
             self.store.signed_in(session, found.account_id, now, activate=found.status == AccountStatus.INVITED,
                                  new_hash=attempt.rehash)
+            self._two_factor_policy(session, found, now)
             account = self.store.account(session, found.account_id)
             assert account is not None
             return AuthResult(AuthOutcome.OK, account, must_change_password=account.must_change_password,
                               must_enroll_two_factor=account.two_factor == TwoFactor.REQUIRED)
+
+    def _two_factor_policy(self, session: Session, found: Credentials, now: datetime) -> None:
+        """Where the account's schools require two-factor sign-in and the holder has not enrolled, two-factor is
+        turned on for the account as staff would: the holder enrols now (and at every sign-in until they do)."""
+        if found.two_factor != TwoFactor.OFF:
+            return
+        if effective_for_accounts(session, [found.account_id])[found.account_id].two_factor != "required":
+            return
+        self.store.update_account(session, found.account_id, {"two_factor": TwoFactor.REQUIRED.value,
+                                                               "updated_at": now})
+        audit = Audit(Call("policy", "two-factor policy"), now)
+        audit.record("account.update", account_target(found.username), before={"two_factor": "off"},
+                     after={"two_factor": "required"}, via="the school's two_factor policy (required)")
+        self.store.add_audit(session, audit.events)
 
     async def authenticate(self, username: str, password: str, totp_code: str, source: str) -> AuthResult:
         source = source.strip()
@@ -139,6 +155,19 @@ class SignIns:
         new_hash = (await self.hashing.hash_many([password]))[0] if matches and rehash else None
         attempt = _Attempt(username.strip(), matches, new_hash, totp_code, source)
         # A failure that reaches the limit is still answered INVALID_CREDENTIALS; the lock holds from the next one.
+        return await self.db.run(self._finish, found, attempt, keys)
+
+    async def second_factor(self, username: str, code: str, source: str) -> AuthResult:
+        """The second step of a sign-in whose password was right a moment ago (the parents' code page asks for the
+        code after Authenticate answered TOTP_REQUIRED): the code is checked, throttled and recorded exactly as
+        Authenticate does. The caller vouches for the password step."""
+        source = source.strip()
+        keys = _keys(username, source)
+        found, wait = await self.db.run(self._before, username, keys)
+        if wait:
+            await self.db.run(self._record_throttled, found, username.strip(), source)
+            return AuthResult(AuthOutcome.THROTTLED, retry_after_seconds=wait)
+        attempt = _Attempt(username.strip(), found is not None, None, code, source)
         return await self.db.run(self._finish, found, attempt, keys)
 
     def _list(self, username: str, start: datetime | None, end: datetime | None, successful_only: bool,
@@ -174,6 +203,11 @@ class SignIns:
                 raise FailedPrecondition(
                     f"Two-factor sign-in is already on for '{account.username}': staff must turn it off before a "
                     "new device can be enrolled.", reason="TWO_FACTOR_ENROLLED")
+            if account.two_factor == TwoFactor.OFF and \
+                    effective_for_accounts(session, [account.id])[account.id].two_factor == "off":
+                raise FailedPrecondition(
+                    "Two-factor sign-in is off for this school's parents (its two_factor policy): staff can turn it "
+                    f"on for '{account.username}', or set the policy to optional.", reason="TWO_FACTOR_OFF")
             self.store.start_enrolment(session, account.id, secret, [credentials.recovery_digest(c) for c in codes],
                                        audit.now)
             audit.record("two_factor.enroll", account_target(account.username))

@@ -33,11 +33,13 @@ from services.accounts.domain import (
     SignIn,
     Student,
     StudentContact,
+    StudentLink,
     StudentSelector,
     TokenPurpose,
     TwoFactor,
 )
 from services.accounts.models import (
+    ALL_PERMISSIONS,
     AccountRecord,
     AccountSchoolRecord,
     AccountStudentRecord,
@@ -54,6 +56,8 @@ from services.accounts.models import (
     accounts_outbox,
 )
 from services.accounts.planning import KnownAccount, KnownContact, Lookups, Snapshot
+from services.accounts.policy_rules import decode_permissions
+from services.accounts.policy_store import default_link_permissions, links_of, load_book
 from services.accounts.throttling import Counter
 
 CHUNK = 5000
@@ -138,6 +142,8 @@ def _in(name: str) -> Any:
 
 _a = AccountRecord.__table__.c
 _c = RosterContactRecord.__table__.c
+_l = AccountStudentRecord.__table__.c
+_s = RosterStudentRecord.__table__.c
 # The statements of a planning snapshot, built once (their values arrive as expanding IN parameters).
 _SNAPSHOT = {
     "accounts": select(_a.id, _a.username, _a.username_key, _a.first_name, _a.last_name, _a.email, _a.email_key,
@@ -145,9 +151,9 @@ _SNAPSHOT = {
     .where(or_(_a.username_key.in_(_in("usernames")), _a.email_key.in_(_in("emails")))),
     "schools": select(AccountSchoolRecord.__table__.c.account_id, AccountSchoolRecord.__table__.c.school)
     .where(AccountSchoolRecord.__table__.c.account_id.in_(_in("ids"))),
-    "links": select(AccountStudentRecord.__table__.c.account_id, AccountStudentRecord.__table__.c.student_id)
-    .where(AccountStudentRecord.__table__.c.account_id.in_(_in("ids"))),
-    "students": select(RosterStudentRecord.__table__.c.id).where(RosterStudentRecord.__table__.c.id.in_(_in("ids"))),
+    "links": select(_l.account_id, _l.student_id, _s.school)
+    .outerjoin(RosterStudentRecord.__table__, _s.id == _l.student_id).where(_l.account_id.in_(_in("ids"))),
+    "students": select(_s.id, _s.school).where(_s.id.in_(_in("ids"))),
     "contacts": select(_c.id, _c.email_key, _c.no_contact).where(or_(_c.id.in_(_in("ids")),
                                                                       _c.email_key.in_(_in("emails")))),
 }
@@ -214,24 +220,23 @@ class AccountStore:
     def _views(self, session: Session, records: Sequence[AccountRecord]) -> list[Account]:
         ids = [r.id for r in records]
         schools: dict[str, list[str]] = defaultdict(list)
-        students: dict[str, list[str]] = defaultdict(list)
         for chunk in _chunks(ids):
             for account_id, school in session.execute(
                     select(AccountSchoolRecord.account_id, AccountSchoolRecord.school)
                     .where(AccountSchoolRecord.account_id.in_(chunk)).order_by(AccountSchoolRecord.school)):
                 schools[account_id].append(school)
-            for account_id, student_id in session.execute(
-                    select(AccountStudentRecord.account_id, AccountStudentRecord.student_id)
-                    .where(AccountStudentRecord.account_id.in_(chunk)).order_by(AccountStudentRecord.student_id)):
-                students[account_id].append(student_id)
+        links = {account_id: tuple(StudentLink(student_id, decode_permissions(permissions), school)
+                                   for student_id, permissions, school in found)
+                 for account_id, found in links_of(session, ids).items()}
         return [
             Account(
                 id=r.id, username=r.username, first_name=r.first_name, last_name=r.last_name, email=r.email,
                 type=AccountType(r.type), status=AccountStatus(r.status), schools=tuple(schools[r.id]),
                 role=r.role, must_change_password=r.must_change_password, two_factor=TwoFactor(r.two_factor),
-                has_password=r.password_hash is not None, student_ids=tuple(students[r.id]),
+                has_password=r.password_hash is not None,
+                student_ids=tuple(link.student_id for link in links.get(r.id, ())),
                 contact_id=r.contact_id, created_at=r.created_at, updated_at=r.updated_at,
-                last_sign_in_at=r.last_sign_in_at,
+                last_sign_in_at=r.last_sign_in_at, links=links.get(r.id, ()),
             )
             for r in records
         ]
@@ -301,6 +306,11 @@ class AccountStore:
                                RosterStudentRecord.school_key == key),
             ))
         return query.where(*conditions) if conditions else query
+
+    def matching(self, query: Any, where: AccountFilter) -> Any:
+        """`query` (a select over accounts) narrowed to the accounts matching `where`: for callers that stream or
+        page a selection their own way (bulk resets, usage reports)."""
+        return self._filtered(query, where)
 
     def list_accounts(self, session: Session, where: AccountFilter, after_key: str | None,
                       limit: int) -> tuple[list[Account], int]:
@@ -384,7 +394,13 @@ class AccountStore:
                 AccountSchoolRecord.account_id == account_id, AccountSchoolRecord.school.in_(list(schools))))
 
     def add_links(self, session: Session, pairs: Iterable[tuple[str, str]], now: datetime) -> None:
-        rows = [{"account_id": a, "student_id": s, "created_at": now} for a, s in pairs]
+        """New links with their school's default permissions; a link that exists keeps its own."""
+        pairs = list(pairs)
+        if not pairs:
+            return
+        defaults = default_link_permissions(session, {s for _, s in pairs})
+        rows = [{"account_id": a, "student_id": s, "created_at": now,
+                 "permissions": defaults.get(s, ALL_PERMISSIONS)} for a, s in pairs]
         self._insert_ignoring_duplicates(session, AccountStudentRecord.__table__, rows)
 
     def remove_links(self, session: Session, account_id: str, student_ids: Sequence[str]) -> None:
@@ -416,22 +432,26 @@ class AccountStore:
                 known.append(row)
         schools: dict[str, set[str]] = defaultdict(set)
         links: dict[str, set[str]] = defaultdict(set)
+        linked_schools: dict[str, set[str]] = defaultdict(set)
         for chunk in _chunks([row[0] for row in known]):
             for account_id, school in connection.execute(_SNAPSHOT["schools"], {"ids": chunk}):
                 schools[account_id].add(school)
-            for account_id, student_id in connection.execute(_SNAPSHOT["links"], {"ids": chunk}):
+            for account_id, student_id, school in connection.execute(_SNAPSHOT["links"], {"ids": chunk}):
                 links[account_id].add(student_id)
+                if school:
+                    linked_schools[account_id].add(school)
         accounts = {
             row[2]: KnownAccount(
                 id=row[0], username=row[1], first_name=row[3], last_name=row[4], email=row[5],
                 type=_TYPES[row[7]], status=_STATUSES[row[8]], must_change_password=row[9],
                 contact_id=row[10], signed_in=row[11] is not None, schools=frozenset(schools.get(row[0], ())),
-                student_ids=frozenset(links.get(row[0], ())))
+                student_ids=frozenset(links.get(row[0], ())),
+                student_schools=frozenset(linked_schools.get(row[0], ())))
             for row in known}
 
-        students: set[str] = set()
+        students: dict[str, str] = {}
         for chunk in _chunks(sorted(lookups.student_ids)):
-            students.update(connection.execute(_SNAPSHOT["students"], {"ids": chunk}).scalars())
+            students.update(connection.execute(_SNAPSHOT["students"], {"ids": chunk}).all())
 
         contact_ids = sorted(set(lookups.contact_ids) | {k.contact_id for k in accounts.values() if k.contact_id})
         contacts: dict[str, KnownContact] = {}
@@ -447,6 +467,7 @@ class AccountStore:
             accounts=accounts, email_owners={k: tuple(v) for k, v in email_owners.items()},
             students=frozenset(students), contacts=contacts,
             contacts_by_email={k: tuple(sorted(v)) for k, v in by_email.items()},
+            student_schools=students, policies=load_book(session),
         )
 
     # Roster -----------------------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ from services.imports.planning import RowPlan
 from services.imports.reading import SheetRow
 
 YES = {"Y", "YES", "TRUE", "1"}
+# The file's column for each account field that follows a contact (contact drift warnings name it).
+DRIFT_COLUMNS = {"email": "CONTACT_EMAIL", "first_name": "CONTACT_FIRST_NAME", "last_name": "CONTACT_LAST_NAME",
+                 "username": "CONTACT_EMAIL"}
 
 
 def _flag(value: str) -> bool:
@@ -51,14 +54,32 @@ def upsert_request(rows: Sequence[SheetRow]) -> accounts_pb2.BatchUpsertRosterRe
         relationships=list(relationships.values()))
 
 
+def _drift_warning(drift: accounts_pb2.RosterAccountDrift) -> tuple[str, str, str, bool]:
+    """The warning on a contact's row whose account no longer matches it (or was updated to match)."""
+    fields = " and ".join(f.replace("_", " ") for f in drift.fields)
+    column = DRIFT_COLUMNS.get(drift.fields[0], "CONTACT_EMAIL") if drift.fields else "CONTACT_EMAIL"
+    if drift.applied:
+        return ("W_ACCOUNT_UPDATED", column,
+                f"The parent account {drift.username} of contact {drift.contact_id} gets the new {fields} to match "
+                "(PORTAL_CONTACT_CHANGES=update); the parent is emailed at both addresses.", True)
+    return ("W_ACCOUNT_DRIFT", column,
+            f"The parent account {drift.username} of contact {drift.contact_id} keeps the old {fields}: run "
+            "`/portal drift` to update it (the parent is emailed at both addresses).", True)
+
+
 def row_plans(rows: Sequence[SheetRow], response: accounts_pb2.BatchUpsertRosterResponse) -> list[RowPlan]:
-    """Each row's action: create when its student or contact is new, update when either changes, else unchanged."""
+    """Each row's action: create when its student or contact is new, update when either changes, else unchanged;
+    the first row of a contact whose account no longer matches it carries a warning."""
     actions = {(change.kind, change.id): change.action for change in response.changes}
+    drifts: dict[str, list[accounts_pb2.RosterAccountDrift]] = {}
+    for drift in response.account_drift:
+        drifts.setdefault(drift.contact_id, []).append(drift)
     plans = []
     for row in rows:
         mine = [actions.get(("student", row.values.get("STUDENT_ID", "")), "unchanged"),
                 actions.get(("contact", row.values.get("CONTACT_ID", "")), "unchanged")]
         action = "create" if "create" in mine else "update" if "update" in mine else "unchanged"
         problems = [(code, column, message, not code.startswith("E_")) for code, column, message in row.problems]
+        problems += [_drift_warning(d) for d in drifts.pop(row.values.get("CONTACT_ID", ""), [])]
         plans.append(RowPlan(row.row_number, action, row.values.get("CONTACT_EMAIL", ""), problems))
     return plans

@@ -129,7 +129,7 @@ async def test_the_relay_loop_delivers_once_notify_starts_after_the_rows_were_wr
         stopping.set()
         await asyncio.wait_for(loop, 10)
     subjects = sorted(str(m.message["Subject"]) for m in smtp.messages)
-    assert subjects == ["Parents' evening", "Reset your Parent Portal parent portal password"]
+    assert subjects == ["Parents' evening", "Reset your Parent Portal password"]
 
 
 def _last_error(db: Database, table: Table) -> str:

@@ -1,29 +1,8 @@
-"""The one function every workbook the system writes passes its text through, so no cell can run as a formula."""
+"""The one function every workbook the system writes passes its text through, so no cell can run as a formula.
+It lives in plumbing.workbooks (the accounts service's reports use it too); imported here under its old name."""
 
 from __future__ import annotations
 
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from plumbing.workbooks import FORMULA_TRIGGERS, MAX_CELL_CHARS, NEUTRALISING_PREFIX, neutralise
 
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-NEUTRALISING_PREFIX = "'"
-# Excel refuses a cell longer than this.
-MAX_CELL_CHARS = 32_767
-
-
-def neutralise(value: object) -> object:
-    """A value safe to write into a cell: text starting with = + - @ tab or CR gets a leading apostrophe (so Excel,
-    or a CSV export of the sheet, never evaluates it), characters XML cannot hold are dropped, and text is cut to
-    the length Excel accepts. Values that are not text are returned unchanged.
-
-    The reader (`values.clean`) removes that apostrophe again, so a neutralised workbook reads back as written.
-    """
-    if not isinstance(value, str):
-        return value
-    text = value
-    if ILLEGAL_CHARACTERS_RE.search(text):
-        text = ILLEGAL_CHARACTERS_RE.sub("", text)
-    if text.startswith(FORMULA_TRIGGERS):
-        text = NEUTRALISING_PREFIX + text
-    if len(text) > MAX_CELL_CHARS:
-        text = text[: MAX_CELL_CHARS - 1] + "…"
-    return text
+__all__ = ["FORMULA_TRIGGERS", "MAX_CELL_CHARS", "NEUTRALISING_PREFIX", "neutralise"]
