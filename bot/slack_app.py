@@ -21,6 +21,8 @@ from bot.services import ServiceProblem, calling
 from bot.slack_files import SlackFiles
 from bot.slack_surface import SlackPeople, SlackSurface
 from plumbing.context import Actor
+from portal.accounts.v1 import accounts_pb2
+from portal.common.v1 import jobs_pb2
 from portal.imports.v1 import imports_pb2
 
 log = logging.getLogger("portal.bot.slack")
@@ -125,21 +127,31 @@ class SlackFrontEnd:
         """After a restart, keep the progress messages of jobs still running current (their final messages come
         from notify either way)."""
         actor = Actor("portal-bot", "portal bot")
-        try:
-            async with calling("imports", actor):
-                answer = await self.core.services.imports.ListImportJobs(
-                    imports_pb2.ListImportJobsRequest(page_size=50, active_only=True))
-        except ServiceProblem as exc:
-            log.info("not resuming progress messages: %s", exc.message)
-            return
-        for item in answer.jobs:
-            anchor = item.job.anchor
-            if not anchor.channel or not anchor.message_ts or anchor.channel == "console":
+        for service in ("imports", "accounts"):
+            try:
+                async with calling(service, actor):
+                    running = await self._running_jobs(service)
+            except ServiceProblem as exc:
+                log.info("not resuming progress messages of %s jobs: %s", service, exc.message)
                 continue
+            for job in running:
+                anchor = job.anchor
+                if not anchor.channel or not anchor.message_ts or anchor.channel == "console":
+                    continue
 
-            async def update(text: str, channel: str = anchor.channel, ts: str = anchor.message_ts) -> None:
-                await self.client.chat_update(channel=channel, ts=ts, text=text)
+                async def update(text: str, channel: str = anchor.channel, ts: str = anchor.message_ts) -> None:
+                    await self.client.chat_update(channel=channel, ts=ts, text=text)
 
-            self.core.tasks.spawn(watch_job(self.core.services, Actor(anchor.user_id), item.job.id, update,
-                                            self.core.stopping, self.core.progress_interval,
-                                            self.core.progress_poll), name=f"progress {item.job.id}")
+                self.core.tasks.spawn(watch_job(self.core.services, Actor(anchor.user_id), job.id, update,
+                                                self.core.stopping, self.core.progress_interval,
+                                                self.core.progress_poll, service), name=f"progress {job.id}")
+
+    async def _running_jobs(self, service: str) -> list[jobs_pb2.Job]:
+        """Jobs of the imports or the accounts service still queued or running."""
+        if service == "accounts":
+            found = await self.core.services.accounts.ListJobs(accounts_pb2.ListJobsRequest(page_size=50,
+                                                                                          active_only=True))
+            return list(found.jobs)
+        answer = await self.core.services.imports.ListImportJobs(
+            imports_pb2.ListImportJobsRequest(page_size=50, active_only=True))
+        return [item.job for item in answer.jobs]
