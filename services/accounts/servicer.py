@@ -3,7 +3,7 @@ errors are domain ServiceErrors that the interceptor turns into statuses with go
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from plumbing.context import current_actor, current_request_id
 from plumbing.errors import FieldViolation, InvalidArgument
+from plumbing.filechunks import file_chunks
 from plumbing.jobs import job_to_proto
 from portal.accounts.v1 import accounts_pb2 as pb
 from portal.accounts.v1 import accounts_pb2_grpc
@@ -74,10 +75,6 @@ OUTCOMES = {AuthOutcome.OK: pb.AUTHENTICATE_OUTCOME_OK,
             AuthOutcome.DISABLED: pb.AUTHENTICATE_OUTCOME_DISABLED}
 
 
-CHUNK_BYTES = 1024 * 1024
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
 def _from_pb(mapping: Mapping[E, int], value: int, field: str) -> E | None:
     """The domain value of a proto enum; None for UNSPECIFIED; an unknown number is the caller's mistake."""
     if value == 0:
@@ -130,16 +127,6 @@ def _student_pb(entry: RosterEntry) -> pb.Student:
                                no_contact=c.contact.no_contact),
             relationship=c.relationship, parental_responsibility=c.parental_responsibility, primary=c.primary,
             account_username=c.account_username) for c in entry.contacts])
-
-
-def file_chunks(filename: str, data: bytes) -> Iterator[jobs_pb2.FileChunk]:
-    """A workbook as a stream of chunks (the first names it)."""
-    for start in range(0, max(len(data), 1), CHUNK_BYTES):
-        chunk = jobs_pb2.FileChunk(data=data[start:start + CHUNK_BYTES])
-        if start == 0:
-            chunk.filename = filename
-            chunk.content_type = XLSX
-        yield chunk
 
 
 def student_selector(message: jobs_pb2.Selector | None) -> StudentSelector:

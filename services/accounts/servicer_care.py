@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 
+from plumbing.filechunks import file_chunks
 from portal.accounts.v1 import accounts_pb2 as pb
 from portal.common.v1 import jobs_pb2
 from services.accounts.clashes import StaffClashes
@@ -160,7 +161,6 @@ class CareServicer:
 
     async def ExportContactDrift(self, request: pb.ExportContactDriftRequest,
                                  context: Context) -> AsyncIterator[jobs_pb2.FileChunk]:
-        from services.accounts.servicer import file_chunks
 
         filename, data = await self.care.drift.workbook(tuple(request.usernames), _time(request, "as_of"))
         for chunk in file_chunks(filename, data):
@@ -194,7 +194,6 @@ class CareServicer:
 
     async def ExportLogons(self, request: pb.ExportLogonsRequest,
                            context: Context) -> AsyncIterator[jobs_pb2.FileChunk]:
-        from services.accounts.servicer import file_chunks
 
         where, _names = selected(request.selector if request.HasField("selector") else None, "selector")
         filename, data, _count = await self.care.logons.export(replace(where, type=AccountType.GUARDIAN))

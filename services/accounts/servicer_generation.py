@@ -9,6 +9,7 @@ import grpc
 
 from plumbing import status_codes as sc
 from plumbing.errors import FieldViolation, InvalidArgument
+from plumbing.filechunks import file_chunks
 from plumbing.jobs import job_to_proto
 from portal.accounts.v1 import accounts_pb2 as pb
 from portal.common.v1 import jobs_pb2
@@ -112,7 +113,6 @@ class GenerationServicer:
 
     async def DownloadRosterList(self, request: pb.DownloadRosterListRequest,
                                  context: Context) -> AsyncIterator[jobs_pb2.FileChunk]:
-        from services.accounts.servicer import file_chunks
 
         filename, data = await self.generation.roster_list(_selector(request), request.name.strip())
         for chunk in file_chunks(filename, data):

@@ -7,12 +7,12 @@ from typing import Any
 
 from plumbing import status_codes
 from plumbing.errors import InvalidArgument
+from plumbing.filechunks import file_chunks
 from plumbing.jobs import job_to_proto
 from portal.common.v1 import jobs_pb2
 from portal.imports.v1 import imports_pb2, imports_pb2_grpc
 from services.imports.runs import ImportsDomain, JobView
 
-CHUNK_BYTES = 1024 * 1024
 FILE_KINDS = {
     "parent_accounts": imports_pb2.FILE_KIND_PARENT_ACCOUNTS,
     "student_links": imports_pb2.FILE_KIND_STUDENT_LINKS,
@@ -27,14 +27,6 @@ COUNT_FIELDS = ("rows", "create", "update", "link", "unchanged", "errors", "warn
 def _anchor(message: jobs_pb2.SlackAnchor) -> dict[str, str]:
     return {k: v for k, v in {"channel": message.channel, "thread_ts": message.thread_ts,
                               "message_ts": message.message_ts, "user_id": message.user_id}.items() if v}
-
-
-def _chunks(filename: str, content_type: str, data: bytes) -> list[jobs_pb2.FileChunk]:
-    pieces = [data[i:i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
-    chunks = [jobs_pb2.FileChunk(data=piece) for piece in pieces]
-    chunks[0].filename = filename
-    chunks[0].content_type = content_type
-    return chunks
 
 
 def import_job_message(view: JobView) -> imports_pb2.ImportJob:
@@ -61,7 +53,7 @@ class ImportsServicer(imports_pb2_grpc.ImportsServiceServicer):
 
     async def GetTemplate(self, request: Any, context: Any) -> AsyncIterator[jobs_pb2.FileChunk]:
         filename, data = await self.domain.template(request.selector, self.school_name)
-        for chunk in _chunks(filename, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", data):
+        for chunk in file_chunks(filename, data):
             yield chunk
 
     async def CreateTrialRun(self, request_iterator: Any, context: Any) -> jobs_pb2.Job:
@@ -125,7 +117,7 @@ class ImportsServicer(imports_pb2_grpc.ImportsServiceServicer):
 
     async def DownloadJobFile(self, request: Any, context: Any) -> AsyncIterator[jobs_pb2.FileChunk]:
         filename, data = await self.domain.job_file(request.job_id, request.name)
-        for chunk in _chunks(filename, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", data):
+        for chunk in file_chunks(filename, data):
             yield chunk
 
     async def ListStatusCodes(self, request: Any, context: Any) -> imports_pb2.ListStatusCodesResponse:
