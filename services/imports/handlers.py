@@ -5,9 +5,12 @@ service killed mid-upload resumes at the next batch and no row is applied twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -29,9 +32,13 @@ from services.imports.reading import (
 from services.imports.store import ImportsStore, Outcome, Problem
 
 log = logging.getLogger("portal.imports")
-IN_FLIGHT = 2
+OnBatch = Callable[[int], Awaitable[None]]
+# Batches a trial run keeps in flight to the accounts service, and how often it records its progress.
+IN_FLIGHT = 3
+PROGRESS_SECONDS = 0.5
 ROSTER_KINDS = ("roster", "oneroster")
 UNDO_DAYS = 14
+FRESH_FILES = 2
 
 
 def rows_key(job_id: str) -> str:
@@ -49,6 +56,14 @@ class Handlers:
     accounts: Any  # AccountsServiceStub
     alerts: JobAlertRelay | None = None
     batch_rows: int = 1000
+    # Files this process has just read, by trial-run job id, so the trial run does not read its stored rows back;
+    # a job that another replica runs (or a restart) reads the stored rows instead. A few at most, taken once.
+    fresh: OrderedDict[str, ParsedFile] = field(default_factory=OrderedDict)
+
+    def keep_fresh(self, job_id: str, parsed: ParsedFile) -> None:
+        self.fresh[job_id] = parsed
+        while len(self.fresh) > FRESH_FILES:
+            self.fresh.popitem(last=False)
 
     def _act_as(self, context: JobContext) -> None:
         set_call_context(context.job.actor, context.job.id, None)
@@ -56,7 +71,8 @@ class Handlers:
     # Planning -------------------------------------------------------------------------------------------------
 
     async def _plan_accounts(self, kind: str, groups: Sequence[Sequence[SheetRow]], *, validate_only: bool,
-                             job_id: str, first_batch: int = 0) -> list[list[RowPlan]]:
+                             job_id: str, first_batch: int = 0, on_batch: OnBatch | None = None
+                             ) -> list[list[RowPlan]]:
         semaphore = asyncio.Semaphore(IN_FLIGHT)
 
         async def one(number: int, group: Sequence[SheetRow]) -> list[RowPlan]:
@@ -67,12 +83,16 @@ class Handlers:
             async with semaphore:
                 response = await self.accounts.BatchApplyAccountRows(request, timeout=300)
             by_row = {result.row_number: result for result in response.results}
-            return [merge(row, by_row.get(row.row_number)) for row in group]
+            plans = [merge(row, by_row.get(row.row_number)) for row in group]
+            if on_batch is not None:
+                await on_batch(len(group))
+            return plans
 
         return list(await asyncio.gather(*(one(first_batch + i, g) for i, g in enumerate(groups))))
 
     async def _plan_roster(self, kind: str, groups: Sequence[Sequence[SheetRow]], *, validate_only: bool,
-                           job_id: str, first_batch: int = 0) -> list[list[RowPlan]]:
+                           job_id: str, first_batch: int = 0, on_batch: OnBatch | None = None
+                           ) -> list[list[RowPlan]]:
         plans = []
         for number, group in enumerate(groups, start=first_batch):
             request = roster.upsert_request(group)
@@ -81,6 +101,8 @@ class Handlers:
                 request.request_id = f"{job_id}:batch:{number}"
             response = await self.accounts.BatchUpsertRoster(request, timeout=300)
             plans.append(roster.row_plans(group, response))
+            if on_batch is not None:
+                await on_batch(len(group))
         return plans
 
     def _groups(self, kind: str, rows: Sequence[SheetRow]) -> tuple[list[list[SheetRow]], list[RowPlan]]:
@@ -98,6 +120,9 @@ class Handlers:
         return await self._plan_accounts(kind, groups, **kw)
 
     async def _load(self, job_id: str) -> ParsedFile:
+        fresh = self.fresh.pop(job_id, None)
+        if fresh is not None:
+            return fresh
         data = await self.store.db.run(self.blobs.get, rows_key(job_id))
         return await asyncio.to_thread(parsed_from_json, data)
 
@@ -113,16 +138,22 @@ class Handlers:
         groups, held = self._groups(kind, rows)
         plans: list[RowPlan] = list(held)
         done = len(held)
-        for start in range(0, len(groups), IN_FLIGHT):
-            chunk = groups[start:start + IN_FLIGHT]
-            for batch in await self._plan(kind, chunk, validate_only=True, job_id=job.id):
-                plans.extend(batch)
-            done += sum(len(g) for g in chunk)
+        reported = time.monotonic()
 
-            def progress(done: int = done) -> None:
+        async def progress(rows_done: int) -> None:
+            nonlocal done, reported
+            done += rows_done
+            if time.monotonic() - reported < PROGRESS_SECONDS:
+                return
+            reported = time.monotonic()
+
+            def save(done: int = done) -> None:
                 with store.db.transaction() as session:
                     store.jobs.progress(session, job.id, context.owner, done=done, total=len(rows))
-            await store.db.run(progress)
+            await store.db.run(save)
+
+        for batch in await self._plan(kind, groups, validate_only=True, job_id=job.id, on_batch=progress):
+            plans.extend(batch)
         plans.sort(key=lambda p: p.row_number)
         counts = count(plans, len(rows))
         summary = summary_sentence(counts, applied=False, kind=kind)
@@ -177,19 +208,35 @@ class Handlers:
             if not job.checkpoint.get("held"):
                 await store.db.run(record_held)
         done = len(held) + sum(len(g) for g in groups[:first])
-        for number in range(first, len(groups)):
-            if context.should_stop():
-                return
-            [plans] = await self._plan(kind, [groups[number]], validate_only=False, job_id=job.id,
-                                       first_batch=number)
-            done += len(groups[number])
 
-            def commit(plans: list[RowPlan] = plans, number: int = number, done: int = done) -> None:
-                with store.db.transaction() as session:
-                    store.add_outcomes(session, job.id, [_outcome(p) for p in plans])
-                    store.jobs.progress(session, job.id, context.owner, done=done, total=len(rows),
-                                        checkpoint={"batch": number + 1, "held": True})
-            await store.db.run(commit)
+        def apply(number: int) -> asyncio.Task[list[list[RowPlan]]]:
+            return asyncio.ensure_future(self._plan(kind, [groups[number]], validate_only=False, job_id=job.id,
+                                                    first_batch=number))
+
+        # One batch ahead: the next batch is applied by the accounts service while this one's outcomes commit
+        # here. Outcomes and the checkpoint still commit in batch order, so a restart resumes after the last
+        # batch recorded; a batch the accounts service applied but this job did not record is sent again with the
+        # same request id and answered from the accounts service's record, never applied twice.
+        ahead = apply(first) if first < len(groups) and not context.should_stop() else None
+        try:
+            for number in range(first, len(groups)):
+                if ahead is None:
+                    return  # stopping: the lease is released and the job resumes at this batch
+                [plans] = await ahead
+                ahead = apply(number + 1) if number + 1 < len(groups) and not context.should_stop() else None
+                done += len(groups[number])
+
+                def commit(plans: list[RowPlan] = plans, number: int = number, done: int = done) -> None:
+                    with store.db.transaction() as session:
+                        store.add_outcomes(session, job.id, [_outcome(p) for p in plans])
+                        store.jobs.progress(session, job.id, context.owner, done=done, total=len(rows),
+                                            checkpoint={"batch": number + 1, "held": True})
+                await store.db.run(commit)
+        finally:
+            if ahead is not None:  # only when something failed or stopped: nothing may be left running
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ahead
         await self._finish_upload(context, parsed, len(rows))
 
     async def _finish_upload(self, context: JobContext, parsed: ParsedFile, total: int) -> None:

@@ -79,6 +79,11 @@ def _values(kind: str, row: object) -> dict[str, str]:
             if key not in ("row_number", "given")}
 
 
+def row_count(parsed: ParsedFile) -> int:
+    """How many rows `sheet_rows` gives (the valid rows and the rows with problems), without building them."""
+    return len({row.row_number for row in parsed.rows} | {problem.row_number for problem in parsed.problems})
+
+
 def sheet_rows(parsed: ParsedFile) -> list[SheetRow]:
     """Every data row of the file: the valid ones with their values, the others held with their problems."""
     kind = str(parsed.kind)

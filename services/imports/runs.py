@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -16,7 +17,15 @@ from plumbing.errors import FailedPrecondition, InvalidArgument, NotFound
 from plumbing.jobs import ENDED, FAILED, SUCCEEDED, JobRecord, JobRunner, new_job_id
 from portal.accounts.v1 import accounts_pb2
 from services.imports.handlers import UNDO_DAYS, file_key, rows_key
-from services.imports.reading import FileRefused, Limits, read_upload, sheet_rows, table_to_json, template_workbook
+from services.imports.reading import (
+    FileRefused,
+    Limits,
+    ParsedFile,
+    read_upload,
+    row_count,
+    table_to_json,
+    template_workbook,
+)
 from services.imports.store import ImportsStore, Problem
 
 TRIAL_RUN_DAYS = 7
@@ -50,6 +59,8 @@ class ImportsDomain:
     accounts: Any  # AccountsServiceStub
     limits: Limits
     runner: JobRunner | None = None
+    # Hands a file just read to this process's job handlers (Handlers.keep_fresh), sparing them a second read.
+    keep_fresh: Callable[[str, ParsedFile], None] | None = None
 
     # Reading --------------------------------------------------------------------------------------------------
 
@@ -134,7 +145,7 @@ class ImportsDomain:
             raise InvalidArgument(refused.message, reason=refused.code) from None
         job_id = new_job_id("imp")
         await self.store.db.run(self.blobs.put, rows_key(job_id), table_to_json(parsed.table))
-        total = len(sheet_rows(parsed))
+        total = row_count(parsed)
         payload = {"filename": filename, "kind": str(parsed.kind), "previous_job_id": previous_job_id}
 
         def create() -> JobRecord:
@@ -143,6 +154,8 @@ class ImportsDomain:
                                                       anchor=anchor, request_id=request_id, total=total,
                                                       job_id=job_id)
                 return record
+        if self.keep_fresh is not None:
+            self.keep_fresh(job_id, parsed)  # before the job exists, so the runner finds it however soon it starts
         try:
             record = await self.store.db.run(create)
         except IntegrityError:

@@ -35,7 +35,7 @@ async def setup(runtime: Runtime) -> None:
     handlers = Handlers(store, blobs, accounts, alerts, batch_rows=settings.import_batch_rows)
     runner = JobRunner(store.jobs, {"trial_run": handlers.trial_run, "upload": handlers.upload,
                                     "undo": handlers.undo})
-    domain = ImportsDomain(store, blobs, accounts, limits_from_settings(settings), runner)
+    domain = ImportsDomain(store, blobs, accounts, limits_from_settings(settings), runner, handlers.keep_fresh)
     imports_pb2_grpc.add_ImportsServiceServicer_to_server(ImportsServicer(domain, settings.school_name), runtime.server)
 
     async def run_jobs() -> None:

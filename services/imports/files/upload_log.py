@@ -18,6 +18,7 @@ from .writing import (
     WRAP,
     cell,
     new_workbook,
+    plain,
     save,
     set_widths,
     write_summary,
@@ -46,10 +47,9 @@ def write_upload_log(entries: Iterable[LogEntry], *, title: str = "Upload log", 
         sheet.append([
             entry.row_number,
             cell(sheet, LOG_LABELS[entry.action], fill=AMBER if warned else _ACTION_FILLS[entry.action]),
-            cell(sheet, entry.logonid), cell(sheet, entry.name), cell(sheet, entry.email),
-            cell(sheet, "; ".join(entry.student_ids)),
-            cell(sheet, codes, fill=RED if entry.action is Action.ERROR and codes else None),
-            cell(sheet, message, alignment=WRAP if len(message) > 90 else None),
+            plain(entry.logonid), plain(entry.name), plain(entry.email), plain("; ".join(entry.student_ids)),
+            cell(sheet, codes, fill=RED) if entry.action is Action.ERROR and codes else plain(codes),
+            cell(sheet, message, alignment=WRAP) if len(message) > 90 else plain(message),
         ])
     write_summary(book, title, tally, LOG_LABELS, lines)
     return save(book)
