@@ -4,9 +4,10 @@
     .venv/bin/python bench/imports_trial.py --quick    # 10,000 rows against 15,000 accounts
 
 Prints: reading the file with python-calamine alone; the trial run until its counts are ready (and until its
-annotated workbook is written); the upload (invitations, no passwords) against reading plus one bulk SQL insert of
-the same rows; and the imports process's peak resident memory. Targets: trial run <= 4x the read, upload <= 4x
-(read + bulk insert), imports under 500 MB. Set PORTAL_BENCH_DATABASE_URL to run on PostgreSQL.
+annotated workbook is written); the upload (invitations, no passwords) until every row is applied and its counts
+are ready (and until its log workbook is written), against reading plus one bulk SQL insert of the same rows; and
+the imports process's peak resident memory. Targets: trial run <= 4x the read, upload <= 4x (read + bulk insert),
+imports under 500 MB. Set PORTAL_BENCH_DATABASE_URL to run on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -151,10 +152,13 @@ async def measure(rows: int, accounts: int) -> None:
                     started = time.perf_counter()
                     upload = await stub.StartUpload(imports_pb2.StartUploadRequest(job_id=job.id,
                                                                                    request_id="bench"))
+                    await wait_job(stub, upload.id, lambda j: bool(j.job.summary) or j.job.state == 3)
+                    applied = time.perf_counter() - started
                     await wait_job(stub, upload.id, lambda j: j.job.state == 3)
                     took = time.perf_counter() - started
-                    print(f"upload (invitations, no passwords):     {took:7.2f} s  "
-                          f"({took / (read + floor):.2f}x read + bulk insert; target <= 4x)")
+                    print(f"upload until every row is applied:      {applied:7.2f} s  "
+                          f"({applied / (read + floor):.2f}x read + bulk insert; target <= 4x)")
+                    print(f"upload with its log workbook:           {took:7.2f} s  ({took / (read + floor):.2f}x)")
             print(f"imports process peak resident memory:   {peak_rss_mb(imports.pid):7.0f} MB (target < 500 MB)")
         finally:
             imports.terminate()

@@ -213,25 +213,33 @@ class Handlers:
             return asyncio.ensure_future(self._plan(kind, [groups[number]], validate_only=False, job_id=job.id,
                                                     first_batch=number))
 
-        # One batch ahead: the next batch is applied by the accounts service while this one's outcomes commit
-        # here. Outcomes and the checkpoint still commit in batch order, so a restart resumes after the last
-        # batch recorded; a batch the accounts service applied but this job did not record is sent again with the
-        # same request id and answered from the accounts service's record, never applied twice.
+        # One batch ahead: the next batch is applied by the accounts service while this job records the last
+        # ones. Outcomes and the checkpoint are recorded in batch order: the first batch's at once, then every
+        # PROGRESS_SECONDS or so (on SQLite each record is a write that the accounts service's writes queue behind).
+        # A restart resumes after the last batch recorded: a batch the accounts service applied but this job had
+        # not recorded is sent again with the same request id and answered from the accounts service's record,
+        # never applied twice.
         ahead = apply(first) if first < len(groups) and not context.should_stop() else None
+        unrecorded: list[RowPlan] = []
+        recorded: float | None = None  # the first batch is recorded at once, so progress shows straight away
         try:
             for number in range(first, len(groups)):
                 if ahead is None:
-                    return  # stopping: the lease is released and the job resumes at this batch
+                    return  # stopping: the lease is released and the job resumes after the last batch recorded
                 [plans] = await ahead
                 ahead = apply(number + 1) if number + 1 < len(groups) and not context.should_stop() else None
                 done += len(groups[number])
+                unrecorded += plans
+                if ahead is not None and recorded is not None and time.monotonic() - recorded < PROGRESS_SECONDS:
+                    continue
 
-                def commit(plans: list[RowPlan] = plans, number: int = number, done: int = done) -> None:
+                def commit(plans: list[RowPlan] = unrecorded, number: int = number, done: int = done) -> None:
                     with store.db.transaction() as session:
                         store.add_outcomes(session, job.id, [_outcome(p) for p in plans])
                         store.jobs.progress(session, job.id, context.owner, done=done, total=len(rows),
                                             checkpoint={"batch": number + 1, "held": True})
                 await store.db.run(commit)
+                unrecorded, recorded = [], time.monotonic()
         finally:
             if ahead is not None:  # only when something failed or stopped: nothing may be left running
                 ahead.cancel()
@@ -252,14 +260,22 @@ class Handlers:
                          list(o.new_student_ids), o.invitation_queued) for o in stored]
         counts = count(plans, total)
         summary = summary_sentence(counts, applied=True, kind=str(parsed.kind))
-        workbook = await asyncio.to_thread(log_workbook, parsed, plans, [summary])
-        await store.db.run(self.blobs.put, file_key(job.id, "log"), workbook)
         problems = [Problem(p.row_number, column, code, message, warning)
                     for p in plans for code, column, message, warning in p.problems]
 
-        def finish() -> None:
+        def applied() -> None:
+            # Every row is applied: the counts and problems are visible (GetImportJob, ListRowProblems) while the
+            # log workbook is written; the job ends, and staff are alerted, with the workbook.
             with store.db.transaction() as session:
                 store.replace_problems(session, job.id, problems)
+                store.jobs.progress(session, job.id, context.owner, done=total, total=total, summary=summary)
+                store.jobs.set_attributes(session, job.id, {k: str(v) for k, v in counts.items()})
+        await store.db.run(applied)
+        workbook = await asyncio.to_thread(log_workbook, parsed, plans, [summary])
+        await store.db.run(self.blobs.put, file_key(job.id, "log"), workbook)
+
+        def finish() -> None:
+            with store.db.transaction() as session:
                 store.jobs.finish(session, job.id, context.owner, state=SUCCEEDED,
                                   summary=summary,
                                   result={"counts": counts, "file_warnings": _file_warnings(parsed),
