@@ -19,16 +19,25 @@ SERVICE_NAMES = {
     "imports": "portal.imports.v1.ImportsService",
     "notify": "portal.notify.v1.NotifyService",
 }
+# A health "service" that is SERVING while the process runs and takes calls, whatever the database says, and
+# NOT_SERVING from SIGTERM on (plumbing.server drains before it stops accepting calls). Kubernetes' liveness probe
+# asks it, and so does every client channel (client-side health checking): a stopping replica leaves each client's
+# round robin before its server refuses calls. Not readiness (""): an unhealthy backend gets no call at all on
+# that channel, so a replica waiting for its migration could not even answer the health checks that wait for it,
+# and a database outage would fail every call fast; readiness is what DNS publishes (Kubernetes) instead.
+LIVENESS_SERVICE = "liveness"
 
 
 def service_config(service: str) -> str:
-    """Round robin over every address the target resolves to, and retries of UNAVAILABLE with backoff.
+    """Round robin over every address the target resolves to that reports LIVENESS_SERVICE SERVING (the channel
+    watches each backend's health), and retries of UNAVAILABLE with backoff.
 
     Every method is covered: reads are safe to retry, and every write of ours carries a request_id that makes a
     retry a no-op. Retries stay within the call's deadline.
     """
     return json.dumps({
         "loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": LIVENESS_SERVICE},
         "methodConfig": [{
             "name": [{"service": SERVICE_NAMES[service]}],
             "retryPolicy": {

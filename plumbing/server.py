@@ -16,18 +16,21 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from plumbing import migrations
-from plumbing.clients import channel_options
+from plumbing.clients import LIVENESS_SERVICE, channel_options
 from plumbing.config import Settings
 from plumbing.db import Database
 from plumbing.interceptors import AuthInterceptor, CallContextInterceptor
 
 log = logging.getLogger("portal.server")
 GRACE_SECONDS = 20.0
+# After SIGTERM every health name turns NOT_SERVING and the server keeps taking calls this long, so clients' health
+# watches (plumbing.clients) take it out of their round robin first. Stopping the server at once cancelled calls
+# that raced with it (CANCELLED, which no retry policy covers) instead of refusing them.
+DRAIN_SECONDS = 2.0
 HEALTH_POLL_SECONDS = 2.0
-# A health "service" that is SERVING while the process runs, whatever the database says: what a liveness probe
-# asks (restarting every replica during a database outage would not help); "" and the service's own name answer
-# readiness (database reachable, schema at head).
-LIVENESS_SERVICE = "liveness"
+# LIVENESS_SERVICE (plumbing.clients) is SERVING while the process runs, whatever the database says: what a liveness
+# probe asks (restarting every replica during a database outage would not help) and what clients route on; "" and
+# the service's own name answer readiness (database reachable, schema at head).
 # Server-side connection management for replicas behind DNS: clients ping every 30 s (plumbing.clients) and are
 # allowed to; connections are recycled every 5 minutes so clients re-resolve DNS and spread over new replicas
 # (scale-out), with a long grace so no call in flight is cut.
@@ -135,9 +138,14 @@ async def run_service(spec: ServiceSpec, settings: Settings, ready: asyncio.Even
     try:
         await runtime.stopping.wait()
     finally:
+        # Set by SIGTERM/SIGINT; not when `serving()` ends the block by cancelling (no client to drain then).
+        signalled = runtime.stopping.is_set()
         log.info("%s stopping: finishing in-flight calls", spec.name)
-        runtime.stopping.set()
+        runtime.stopping.set()  # background loops take no new work (jobs release their leases at a safe point)
         await health_servicer.enter_graceful_shutdown()
+        if signalled:
+            log.info("NOT_SERVING: still taking calls for %.1f s while clients drain", DRAIN_SECONDS)
+            await asyncio.sleep(DRAIN_SECONDS)
         await server.stop(GRACE_SECONDS)
         if probe_server is not None:
             await probe_server.stop(1)
