@@ -28,6 +28,7 @@ from services.imports.reading import (
     log_workbook,
     parsed_from_json,
     sheet_rows,
+    without_cells,
 )
 from services.imports.store import ImportsStore, Outcome, Problem
 
@@ -135,6 +136,7 @@ class Handlers:
         parsed = await self._load(job.id)
         kind = str(parsed.kind)
         rows = sheet_rows(parsed)
+        total = len(rows)
         groups, held = self._groups(kind, rows)
         plans: list[RowPlan] = list(held)
         done = len(held)
@@ -149,13 +151,14 @@ class Handlers:
 
             def save(done: int = done) -> None:
                 with store.db.transaction() as session:
-                    store.jobs.progress(session, job.id, context.owner, done=done, total=len(rows))
+                    store.jobs.progress(session, job.id, context.owner, done=done, total=total)
             await store.db.run(save)
 
         for batch in await self._plan(kind, groups, validate_only=True, job_id=job.id, on_batch=progress):
             plans.extend(batch)
+        del rows, groups  # the workbook is written from the file and the plans: memory goes to it
         plans.sort(key=lambda p: p.row_number)
-        counts = count(plans, len(rows))
+        counts = count(plans, total)
         summary = summary_sentence(counts, applied=False, kind=kind)
         problems = [Problem(p.row_number, column, code, message, warning)
                     for p in plans for code, column, message, warning in p.problems]
@@ -164,10 +167,11 @@ class Handlers:
             # The counts and problems are visible (GetImportJob, ListRowProblems) while the workbook is written.
             with store.db.transaction() as session:
                 store.replace_problems(session, job.id, problems)
-                store.jobs.progress(session, job.id, context.owner, done=len(rows), total=len(rows),
+                store.jobs.progress(session, job.id, context.owner, done=total, total=total,
                                     summary=summary, checkpoint={"planned": True})
                 store.jobs.set_attributes(session, job.id, {k: str(v) for k, v in counts.items()})
         await store.db.run(planned)
+        problems.clear()  # stored: the memory goes to the workbook
         lines = [f"{counts['invitations']} row(s) without a password: those parents will be emailed an "
                  "invitation link."] if counts["invitations"] else []
         workbook = await asyncio.to_thread(annotated_workbook, parsed, plans, lines)
@@ -197,6 +201,7 @@ class Handlers:
             return
         kind = str(parsed.kind)
         rows = sheet_rows(parsed)
+        parsed = without_cells(parsed)
         groups, held = self._groups(kind, rows)
         first = int(job.checkpoint.get("batch", 0))
         if first == 0 and held:
@@ -245,10 +250,12 @@ class Handlers:
                 ahead.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await ahead
-        await self._finish_upload(context, parsed, len(rows))
+        groups.clear()  # only the rows are needed from here on: the memory goes to the log workbook
+        await self._finish_upload(context, parsed, rows)
 
-    async def _finish_upload(self, context: JobContext, parsed: ParsedFile, total: int) -> None:
+    async def _finish_upload(self, context: JobContext, parsed: ParsedFile, rows: Sequence[SheetRow]) -> None:
         job = context.job
+        total = len(rows)
         store = self.store
 
         def outcomes() -> list[Outcome]:
@@ -258,6 +265,7 @@ class Handlers:
         plans = [RowPlan(o.row_number, o.action, o.username,
                          [(c, col, m, not c.startswith("E_")) for c, col, m in o.problems],
                          list(o.new_student_ids), o.invitation_queued) for o in stored]
+        stored.clear()
         counts = count(plans, total)
         summary = summary_sentence(counts, applied=True, kind=str(parsed.kind))
         problems = [Problem(p.row_number, column, code, message, warning)
@@ -271,7 +279,8 @@ class Handlers:
                 store.jobs.progress(session, job.id, context.owner, done=total, total=total, summary=summary)
                 store.jobs.set_attributes(session, job.id, {k: str(v) for k, v in counts.items()})
         await store.db.run(applied)
-        workbook = await asyncio.to_thread(log_workbook, parsed, plans, [summary])
+        problems.clear()
+        workbook = await asyncio.to_thread(log_workbook, rows, plans, [summary])
         await store.db.run(self.blobs.put, file_key(job.id, "log"), workbook)
 
         def finish() -> None:
