@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from plumbing.config import Settings
-from plumbing.server import GRACE_SECONDS, LIVENESS_SERVICE
+from plumbing.server import DRAIN_SECONDS, GRACE_SECONDS, LIVENESS_SERVICE
 from portal.cli import build_parser
 from tests.deploy.manifests import (
     AWS_VARIABLES,
@@ -161,8 +161,8 @@ def test_the_bot_is_probed_on_healthz(objects: tuple[dict[str, Any], ...]) -> No
 
 
 def test_grace_period_outlasts_the_processes_own_shutdown(objects: tuple[dict[str, Any], ...]) -> None:
-    # plumbing/server.py: GRACE_SECONDS for in-flight calls, then as long again for background loops; plus any
-    # preStop delay before SIGTERM arrives.
+    # plumbing/server.py: DRAIN_SECONDS still serving while clients leave, GRACE_SECONDS for in-flight calls, then
+    # as long again for background loops; plus any preStop delay before SIGTERM arrives.
     for name, spec in pod_specs(objects):
         pre_stop = 0
         for item in spec["containers"]:
@@ -170,7 +170,7 @@ def test_grace_period_outlasts_the_processes_own_shutdown(objects: tuple[dict[st
             if "exec" in hook:
                 assert hook["exec"]["command"][0] == "sleep"
                 pre_stop = max(pre_stop, int(hook["exec"]["command"][1]))
-        needed = pre_stop + (2 * GRACE_SECONDS if name in SERVICES else GRACE_SECONDS)
+        needed = pre_stop + (DRAIN_SECONDS + 2 * GRACE_SECONDS if name in SERVICES else GRACE_SECONDS)
         assert spec["terminationGracePeriodSeconds"] > needed, f"{name}: grace period too short"
 
 
