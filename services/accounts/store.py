@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, any_, bindparam, delete, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -136,27 +136,41 @@ _TYPES = {t.value: t for t in AccountType}
 _STATUSES = {s.value: s for s in AccountStatus}
 
 
-def _in(name: str) -> Any:
-    return bindparam(name, expanding=True)
+def _expanding(column: Any, name: str) -> Any:
+    """`column IN (?, ?, ...)`: one placeholder per value (SQLite)."""
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _any(column: Any, name: str) -> Any:
+    """`column = ANY(%s)` with one array parameter (PostgreSQL): the statement's text stays the same whatever the
+    number of values, so the driver prepares it once instead of parsing thousands of placeholders each time."""
+    return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
 
 
 _a = AccountRecord.__table__.c
 _c = RosterContactRecord.__table__.c
 _l = AccountStudentRecord.__table__.c
 _s = RosterStudentRecord.__table__.c
-# The statements of a planning snapshot, built once (their values arrive as expanding IN parameters).
-_SNAPSHOT = {
-    "accounts": select(_a.id, _a.username, _a.username_key, _a.first_name, _a.last_name, _a.email, _a.email_key,
-                       _a.type, _a.status, _a.must_change_password, _a.contact_id, _a.last_sign_in_at)
-    .where(or_(_a.username_key.in_(_in("usernames")), _a.email_key.in_(_in("emails")))),
-    "schools": select(AccountSchoolRecord.__table__.c.account_id, AccountSchoolRecord.__table__.c.school)
-    .where(AccountSchoolRecord.__table__.c.account_id.in_(_in("ids"))),
-    "links": select(_l.account_id, _l.student_id, _s.school)
-    .outerjoin(RosterStudentRecord.__table__, _s.id == _l.student_id).where(_l.account_id.in_(_in("ids"))),
-    "students": select(_s.id, _s.school).where(_s.id.in_(_in("ids"))),
-    "contacts": select(_c.id, _c.email_key, _c.no_contact).where(or_(_c.id.in_(_in("ids")),
-                                                                      _c.email_key.in_(_in("emails")))),
-}
+_sc = AccountSchoolRecord.__table__.c
+
+
+def _snapshot_statements(member: Callable[[Any, str], Any]) -> dict[str, Any]:
+    """The statements of a planning snapshot, with `member(column, name)` for "column is one of the values"."""
+    return {
+        "accounts": select(_a.id, _a.username, _a.username_key, _a.first_name, _a.last_name, _a.email, _a.email_key,
+                           _a.type, _a.status, _a.must_change_password, _a.contact_id, _a.last_sign_in_at)
+        .where(or_(member(_a.username_key, "usernames"), member(_a.email_key, "emails"))),
+        "schools": select(_sc.account_id, _sc.school).where(member(_sc.account_id, "ids")),
+        "links": select(_l.account_id, _l.student_id, _s.school)
+        .outerjoin(RosterStudentRecord.__table__, _s.id == _l.student_id).where(member(_l.account_id, "ids")),
+        "students": select(_s.id, _s.school).where(member(_s.id, "ids")),
+        "contacts": select(_c.id, _c.email_key, _c.no_contact).where(or_(member(_c.id, "ids"),
+                                                                          member(_c.email_key, "emails"))),
+    }
+
+
+# Built once per dialect.
+_SNAPSHOTS = {"sqlite": _snapshot_statements(_expanding), "postgresql": _snapshot_statements(_any)}
 
 
 class AccountStore:
@@ -418,10 +432,11 @@ class AccountStore:
         """Everything planning needs about the keys a batch mentions, in five set-based queries. This is the hot
         path of a trial run: prepared Core statements with expanding IN parameters, on the session's connection."""
         connection = session.connection()
+        statements = _SNAPSHOTS[connection.dialect.name]
         usernames, emails = sorted(lookups.username_keys), sorted(lookups.email_keys)
         found: dict[str, Any] = {}
         for users, mails in _chunk_pairs(usernames, emails):
-            for row in connection.execute(_SNAPSHOT["accounts"], {"usernames": users, "emails": mails}):
+            for row in connection.execute(statements["accounts"], {"usernames": users, "emails": mails}):
                 found[row[0]] = row
         email_owners: dict[str, list[str]] = defaultdict(list)
         known = []
@@ -434,9 +449,9 @@ class AccountStore:
         links: dict[str, set[str]] = defaultdict(set)
         linked_schools: dict[str, set[str]] = defaultdict(set)
         for chunk in _chunks([row[0] for row in known]):
-            for account_id, school in connection.execute(_SNAPSHOT["schools"], {"ids": chunk}):
+            for account_id, school in connection.execute(statements["schools"], {"ids": chunk}):
                 schools[account_id].add(school)
-            for account_id, student_id, school in connection.execute(_SNAPSHOT["links"], {"ids": chunk}):
+            for account_id, student_id, school in connection.execute(statements["links"], {"ids": chunk}):
                 links[account_id].add(student_id)
                 if school:
                     linked_schools[account_id].add(school)
@@ -451,13 +466,13 @@ class AccountStore:
 
         students: dict[str, str] = {}
         for chunk in _chunks(sorted(lookups.student_ids)):
-            students.update(connection.execute(_SNAPSHOT["students"], {"ids": chunk}).all())
+            students.update(connection.execute(statements["students"], {"ids": chunk}).all())
 
         contact_ids = sorted(set(lookups.contact_ids) | {k.contact_id for k in accounts.values() if k.contact_id})
         contacts: dict[str, KnownContact] = {}
         by_email: dict[str, list[str]] = defaultdict(list)
         for ids, mails in _chunk_pairs(contact_ids, emails):
-            for contact_id, email, no_contact in connection.execute(_SNAPSHOT["contacts"],
+            for contact_id, email, no_contact in connection.execute(statements["contacts"],
                                                                     {"ids": ids, "emails": mails}):
                 if contact_id not in contacts:
                     contacts[contact_id] = KnownContact(contact_id, email, no_contact)
