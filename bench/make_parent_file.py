@@ -3,9 +3,9 @@
     python bench/make_parent_file.py --rows 100000 --format xlsx --out var/parents_100k.xlsx
 
 Rows look like what staff send: usernames from email addresses, siblings on several rows under one username
-(about one parent in six), some cells with two student ids, names with apostrophes, hyphens and accents, about one
-row in ten with a password (the rest get invitations), USER_TYPE mostly left empty, and the template's read-only
-student columns. Deterministic for a given seed.
+(about one parent in six), some cells with two student ids, names with apostrophes, hyphens and accents (emails
+and usernames in ASCII), about one row in ten with a password (the rest get invitations), USER_TYPE mostly left
+empty, and the template's read-only student columns. Deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import csv
 import io
 import random
 import sys
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,7 +38,10 @@ def parent_rows(count: int, seed: int = 7) -> Iterator[list[str]]:
     while made < count:
         parent += 1
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        local = f"{first[0]}{last}".lower().replace("'", "").replace(" ", "")
+        # Email addresses (and the usernames made from them) are ASCII, as nearly all are: "Zoë Müller" writes
+        # zmuller. The names themselves keep their accents.
+        plain = unicodedata.normalize("NFKD", f"{first[0]}{last}").encode("ascii", "ignore").decode()
+        local = plain.lower().replace("'", "").replace(" ", "")
         email = f"{local}.{parent}@{rng.choice(DOMAINS)}"
         logon = email if rng.random() < 0.5 else f"{local}{parent}"
         password = f"Portal{rng.randrange(10**6):06d}x" if rng.random() < 0.1 else ""
