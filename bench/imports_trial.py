@@ -87,7 +87,7 @@ async def wait_job(stub, job_id: str, until) -> imports_pb2.ImportJob:
         await asyncio.sleep(0.05)
 
 
-async def measure(rows: int, accounts: int) -> None:
+async def measure(rows: int, accounts: int, trial_only: bool = False) -> None:
     rng = random.Random(11)
     file_rows = [[*row[:4], "", *row[5:]] for row in parent_rows(rows)]  # invitations only: no passwords
     for row in file_rows:
@@ -149,6 +149,8 @@ async def measure(rows: int, accounts: int) -> None:
                         if not token:
                             break
                     print("  codes: " + ", ".join(f"{code} {n:,}" for code, n in sorted(codes.items())))
+                    if trial_only:
+                        return
                     started = time.perf_counter()
                     upload = await stub.StartUpload(imports_pb2.StartUploadRequest(job_id=job.id,
                                                                                    request_id="bench"))
@@ -171,9 +173,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10,000 rows against 15,000 accounts")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--accounts", type=int, default=150_000)
+    parser.add_argument("--trial-only", action="store_true", help="stop after the trial run (no upload)")
     args = parser.parse_args()
     rows, accounts = (10_000, 15_000) if args.quick else (args.rows, args.accounts)
-    asyncio.run(measure(rows, accounts))
+    asyncio.run(measure(rows, accounts, args.trial_only))
 
 
 if __name__ == "__main__":

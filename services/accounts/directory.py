@@ -6,10 +6,7 @@ then does its database work in one transaction through `Mutations` (idempotency 
 
 from __future__ import annotations
 
-import gc
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +15,7 @@ from sqlalchemy.orm import Session
 from plumbing import status_codes as sc
 from plumbing.db import Database
 from plumbing.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from plumbing.gcpause import paused_gc
 from services.accounts import paging, planning, rules
 from services.accounts.domain import (
     DEFAULT_ROLES,
@@ -78,30 +76,6 @@ def _no_contact(contact_id: str) -> FailedPrecondition:
         f"The roster marks contact {contact_id} with a court order or no-contact flag: they must not get access "
         "to any student. Correct the flag in the school's information system first if it is wrong.",
         reason=sc.E_NO_CONTACT.code)
-
-
-_gc_lock = threading.Lock()
-_gc_holders = 0
-
-
-@contextmanager
-def _no_gc_pauses() -> Iterator[None]:
-    """Hold the cyclic garbage collector while a batch is planned. Planning makes tens of thousands of short-lived
-    objects and no reference cycles, and the collector would otherwise sweep the growing batch again and again
-    (a quarter of a trial run's time). Reference counting frees everything as usual; the collector resumes when
-    the last batch in flight is planned."""
-    global _gc_holders
-    with _gc_lock:
-        _gc_holders += 1
-        if _gc_holders == 1:
-            gc.disable()
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_holders -= 1
-            if _gc_holders == 0:
-                gc.enable()
 
 
 def _check_schools(schools: Sequence[str]) -> tuple[tuple[str, ...], list[Problem]]:
@@ -549,14 +523,14 @@ class Directory:
     # Batches of rows --------------------------------------------------------------------------------------------
 
     def plan(self, rows: Sequence[AccountRow], send_invitations: bool, links_only: bool = False) -> planning.Plan:
-        with _no_gc_pauses(), self.db.read() as session:
+        with paused_gc(), self.db.read() as session:
             snapshot = self.store.snapshot(session, planning.lookups_for(rows))
             return planning.plan_rows(rows, snapshot, send_invitations, links_only)
 
     def _apply(self, session: Session, audit: Audit, rows: Sequence[AccountRow], send_invitations: bool,
                job_id: str, hashes: Mapping[int, str], links_only: bool = False) -> BatchResult:
         """Plan again inside the write transaction and apply that plan, set-based."""
-        with _no_gc_pauses():
+        with paused_gc():
             snapshot = self.store.snapshot(session, planning.lookups_for(rows))
             plan = planning.plan_rows(rows, snapshot, send_invitations, links_only)
         passwords = {r.row_number: r.password for r in rows if r.password}

@@ -30,9 +30,10 @@ from plumbing.config import Settings
 from plumbing.context import current_actor
 from plumbing.db import Database
 from plumbing.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, ServiceError
+from plumbing.gcpause import paused_gc
 from plumbing.jobs import FAILED, SUCCEEDED, AlertContent, AlertFile, JobContext, JobRecord, new_job_id
 from services.accounts import generation_rules as gr
-from services.accounts.directory import _account_columns, _no_gc_pauses
+from services.accounts.directory import _account_columns
 from services.accounts.domain import (
     DEFAULT_ROLES,
     AccountStatus,
@@ -148,7 +149,7 @@ class Generation(Operations):
 
     def make_plan(self, scope: Scope, who: str, scheme: str) -> tuple[gr.RosterSnapshot, gr.GenerationPlan]:
         """The plan as the database stands: one read transaction, then the rules."""
-        with _no_gc_pauses():
+        with paused_gc():
             with self.db.read() as session:
                 snapshot = self.store.roster_snapshot(session, scope)
                 plan = gr.plan_generation(snapshot, who)

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from plumbing.gcpause import paused_gc
 from portal.accounts.v1 import accounts_pb2
 from services.imports.reading import SheetRow
 
@@ -30,6 +31,11 @@ def batches(rows: Sequence[SheetRow], size: int = BATCH_ROWS) -> list[list[Sheet
     """Rows to send, in batches of about `size`, keeping every row of one username in the same batch (so the
     accounts service sees siblings' rows together and plans one account for them). Deterministic: the upload
     after a restart rebuilds exactly the same batches."""
+    with paused_gc():
+        return _batches(rows, size)
+
+
+def _batches(rows: Sequence[SheetRow], size: int) -> list[list[SheetRow]]:
     groups: dict[str, list[SheetRow]] = {}
     for row in rows:
         if row.held:

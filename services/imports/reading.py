@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from plumbing.config import Settings
+from plumbing.gcpause import paused_gc
 from portal.accounts.v1 import accounts_pb2
 from services.imports import files
 from services.imports.files import FileRefused, Limits, ParsedFile, Table
@@ -92,6 +93,11 @@ def row_count(parsed: ParsedFile) -> int:
 
 def sheet_rows(parsed: ParsedFile) -> list[SheetRow]:
     """Every data row of the file: the valid ones with their values, the others held with their problems."""
+    with paused_gc():
+        return _sheet_rows(parsed)
+
+
+def _sheet_rows(parsed: ParsedFile) -> list[SheetRow]:
     kind = str(parsed.kind)
     problems: dict[int, list[tuple[str, str, str]]] = {}
     for problem in parsed.problems:

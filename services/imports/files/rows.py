@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from plumbing import status_codes as sc
+from plumbing.gcpause import paused_gc
 
 from .errors import DuplicateColumn, MissingColumns, UnknownKind
 from .formats import FileFormat
-from .gcpause import paused_gc
 from .kinds import ColumnRef, HeaderMatch, Kind, kinds_help, match_header
 from .link_rows import read_link_rows
 from .parent_rows import merge_parent_accounts, read_parent_rows

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from plumbing.gcpause import paused_gc
+
 from .errors import FileRefused, UnreadableFile, refusal_for_code
 from .formats import FileFormat
-from .gcpause import paused_gc
 from .intake import Upload
 from .limits import Limits
 from .oneroster import read_bundle
