@@ -530,9 +530,8 @@ class Directory:
     def _apply(self, session: Session, audit: Audit, rows: Sequence[AccountRow], send_invitations: bool,
                job_id: str, hashes: Mapping[int, str], links_only: bool = False) -> BatchResult:
         """Plan again inside the write transaction and apply that plan, set-based."""
-        with paused_gc():
-            snapshot = self.store.snapshot(session, planning.lookups_for(rows))
-            plan = planning.plan_rows(rows, snapshot, send_invitations, links_only)
+        snapshot = self.store.snapshot(session, planning.lookups_for(rows))
+        plan = planning.plan_rows(rows, snapshot, send_invitations, links_only)
         passwords = {r.row_number: r.password for r in rows if r.password}
         missing = sorted(plan.password_rows - set(hashes))
         if missing:
@@ -591,6 +590,15 @@ class Directory:
             issue_links(self.store, session, self.links, invite, TokenPurpose.INVITATION, now, True, job_id=job_id)
         return BatchResult(plan.results)
 
+    def _apply_batch(self, call: Call, rows: Sequence[AccountRow], send_invitations: bool, job_id: str,
+                     hashes: Mapping[int, str], links_only: bool) -> BatchResult:
+        # The whole write (plan, row dicts, audit events, the stored reply) makes tens of thousands of objects and
+        # no cycles: the collector is held until it commits.
+        with paused_gc():
+            return self.mutations.run(
+                call, "BatchApplyAccountRows", BatchResult,
+                lambda session, audit: self._apply(session, audit, rows, send_invitations, job_id, hashes, links_only))
+
     async def apply_rows(self, call: Call, rows: Sequence[AccountRow], validate_only: bool, send_invitations: bool,
                          job_id: str, links_only: bool = False) -> BatchResult:
         if len(rows) > MAX_BATCH_ROWS:
@@ -612,10 +620,8 @@ class Directory:
             hashes = dict(zip(wanted, await self.hashing.hash_many([by_number[n] for n in wanted]), strict=True))
         for _attempt in range(3):
             try:
-                result = await self.db.run(
-                    self.mutations.run, call, "BatchApplyAccountRows", BatchResult,
-                    lambda session, audit: self._apply(session, audit, rows, send_invitations, job_id, hashes,
-                                                       links_only))
+                result = await self.db.run(self._apply_batch, call, rows, send_invitations, job_id, hashes,
+                                           links_only)
             except UsernameTaken:
                 # Another writer created one of these usernames after the plan (PostgreSQL): plan again.
                 continue
