@@ -122,6 +122,11 @@ def _problems(plan: object) -> tuple[files.Problem, ...]:
 
 
 def annotated_workbook(parsed: ParsedFile, plans: Sequence[object], lines: Sequence[str]) -> bytes:
+    with paused_gc():  # a cell object or two per cell, no cycles among them
+        return _annotated_workbook(parsed, plans, lines)
+
+
+def _annotated_workbook(parsed: ParsedFile, plans: Sequence[object], lines: Sequence[str]) -> bytes:
     outcomes = [files.RowOutcome(p.row_number, _ACTIONS[p.action], _problems(p))  # type: ignore[attr-defined]
                 for p in plans]
     return files.write_annotated_workbook(parsed, outcomes, title="Trial run", lines=lines)
@@ -129,6 +134,11 @@ def annotated_workbook(parsed: ParsedFile, plans: Sequence[object], lines: Seque
 
 def log_workbook(rows: Sequence[SheetRow], plans: Sequence[object], lines: Sequence[str]) -> bytes:
     """The upload log of the file's rows (`sheet_rows`) and what the upload did with each."""
+    with paused_gc():
+        return _log_workbook(rows, plans, lines)
+
+
+def _log_workbook(rows: Sequence[SheetRow], plans: Sequence[object], lines: Sequence[str]) -> bytes:
     by_row = {row.row_number: row for row in rows}
     entries = []
     for plan in plans:
