@@ -8,10 +8,14 @@ through the pool's pipes; they are never stored or logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import math
 import multiprocessing
 import os
 import secrets
+import signal
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -42,6 +46,22 @@ def _hasher(params: HashParams) -> PasswordHasher:
     return hasher
 
 
+PR_SET_PDEATHSIG = 1  # Linux prctl(2): the signal a process gets when its parent dies
+
+
+def _worker_setup() -> None:
+    """In a worker. Ctrl-C in a terminal reaches the whole process group, but the service stops its pool itself
+    (after the batch in hand), so a worker neither dies mid-hash nor prints a traceback. And a worker ends with its
+    service: one killed outright (kill -9, out of memory) would otherwise leave its workers waiting for ever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        parent = multiprocessing.parent_process()
+        if parent is not None and os.getppid() != parent.pid:  # the service died before the line above took effect
+            os._exit(0)
+
+
 def _hash_chunk(params: HashParams, passwords: Sequence[str]) -> list[str]:
     hasher = _hasher(params)
     return [hasher.hash(p) for p in passwords]
@@ -63,7 +83,8 @@ class PasswordHashing:
         self.params = params
         self.workers = max(1, workers or os.cpu_count() or 1)
         # "spawn": the workers must not inherit the gRPC server's threads (fork would copy them half-way).
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_worker_setup)
         self._dummy: str | None = None
 
     async def start(self) -> None:
