@@ -19,7 +19,7 @@ _was_enabled = False
 
 @contextmanager
 def paused_gc() -> Iterator[None]:
-    """Disable the cyclic garbage collector for the duration of the block."""
+    """Disable the cyclic garbage collector for the duration of the block (or, as `@paused_gc()`, of a call)."""
     global _depth, _was_enabled
     with _lock:
         if _depth == 0:

@@ -430,7 +430,7 @@ class AccountStore:
 
     def snapshot(self, session: Session, lookups: Lookups) -> Snapshot:
         """Everything planning needs about the keys a batch mentions, in five set-based queries. This is the hot
-        path of a trial run: prepared Core statements with expanding IN parameters, on the session's connection."""
+        path of a trial run: Core statements built once per dialect (`_SNAPSHOTS`), on the session's connection."""
         connection = session.connection()
         statements = _SNAPSHOTS[connection.dialect.name]
         usernames, emails = sorted(lookups.username_keys), sorted(lookups.email_keys)

@@ -27,15 +27,11 @@ USER_TYPES = {"": accounts_pb2.ACCOUNT_TYPE_GUARDIAN, "GUARDIAN": accounts_pb2.A
               "STAFF": accounts_pb2.ACCOUNT_TYPE_STAFF}
 
 
+@paused_gc()
 def batches(rows: Sequence[SheetRow], size: int = BATCH_ROWS) -> list[list[SheetRow]]:
     """Rows to send, in batches of about `size`, keeping every row of one username in the same batch (so the
     accounts service sees siblings' rows together and plans one account for them). Deterministic: the upload
     after a restart rebuilds exactly the same batches."""
-    with paused_gc():
-        return _batches(rows, size)
-
-
-def _batches(rows: Sequence[SheetRow], size: int) -> list[list[SheetRow]]:
     groups: dict[str, list[SheetRow]] = {}
     for row in rows:
         if row.held:

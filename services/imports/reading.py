@@ -91,13 +91,9 @@ def row_count(parsed: ParsedFile) -> int:
     return len({row.row_number for row in parsed.rows} | {problem.row_number for problem in parsed.problems})
 
 
+@paused_gc()
 def sheet_rows(parsed: ParsedFile) -> list[SheetRow]:
     """Every data row of the file: the valid ones with their values, the others held with their problems."""
-    with paused_gc():
-        return _sheet_rows(parsed)
-
-
-def _sheet_rows(parsed: ParsedFile) -> list[SheetRow]:
     kind = str(parsed.kind)
     problems: dict[int, list[tuple[str, str, str]]] = {}
     for problem in parsed.problems:
@@ -121,24 +117,16 @@ def _problems(plan: object) -> tuple[files.Problem, ...]:
                  for code, column, message, _warning in plan.problems)  # type: ignore[attr-defined]
 
 
+@paused_gc()  # a cell object or two per cell, no cycles among them
 def annotated_workbook(parsed: ParsedFile, plans: Sequence[object], lines: Sequence[str]) -> bytes:
-    with paused_gc():  # a cell object or two per cell, no cycles among them
-        return _annotated_workbook(parsed, plans, lines)
-
-
-def _annotated_workbook(parsed: ParsedFile, plans: Sequence[object], lines: Sequence[str]) -> bytes:
     outcomes = [files.RowOutcome(p.row_number, _ACTIONS[p.action], _problems(p))  # type: ignore[attr-defined]
                 for p in plans]
     return files.write_annotated_workbook(parsed, outcomes, title="Trial run", lines=lines)
 
 
+@paused_gc()
 def log_workbook(rows: Sequence[SheetRow], plans: Sequence[object], lines: Sequence[str]) -> bytes:
     """The upload log of the file's rows (`sheet_rows`) and what the upload did with each."""
-    with paused_gc():
-        return _log_workbook(rows, plans, lines)
-
-
-def _log_workbook(rows: Sequence[SheetRow], plans: Sequence[object], lines: Sequence[str]) -> bytes:
     by_row = {row.row_number: row for row in rows}
     entries = []
     for plan in plans:
