@@ -18,9 +18,10 @@ from typing import Any
 
 import grpc
 from google.protobuf import struct_pb2
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, insert, select, update
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, select, update
 from sqlalchemy.orm import Session
 
+from plumbing.bulk import insert_many
 from plumbing.config import Settings
 from plumbing.db import Database, UtcDateTime, utcnow
 from plumbing.waiting import wait_for_either
@@ -75,25 +76,18 @@ def enqueue_emails(session: Session, table: Table, emails: list[dict[str, Any]])
     for email in emails:
         if email["template"] not in TEMPLATES:
             raise ValueError(f"unknown email template {email['template']!r}")
-    keys = [e["key"] for e in emails]
-    known: set[str] = set()
-    for start in range(0, len(keys), 900):
-        chunk = keys[start:start + 900]
-        known |= set(session.scalars(select(table.c.idempotency_key).where(table.c.idempotency_key.in_(chunk))))
     now = utcnow()
-    rows = []
+    rows, keys = [], set()
     for email in emails:
-        if email["key"] in known:
+        if email["key"] in keys:
             continue
-        known.add(email["key"])
+        keys.add(email["key"])
         rows.append({
             "idempotency_key": email["key"], "template": email["template"], "recipient": email["to"],
             "data": json.dumps(dict(email["data"]), default=str), "job_id": email.get("job_id", ""),
             "school": email.get("school", ""), "created_at": now, "attempts": 0, "last_error": "",
         })
-    if rows:
-        session.execute(insert(table), rows)
-    return len(rows)
+    return insert_many(session, table, rows, ignore_duplicates=True)  # a key already queued is left as it is
 
 
 def pending_count(session: Session, table: Table) -> int:

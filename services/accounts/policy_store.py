@@ -141,12 +141,17 @@ def student_schools(session: Session, student_ids: Iterable[str]) -> dict[str, s
     return found
 
 
-def default_link_permissions(session: Session, student_ids: Iterable[str]) -> dict[str, str]:
-    """The stored permissions a new link to each student gets: its school's default_permissions."""
-    schools = student_schools(session, student_ids)
+def default_link_permissions(session: Session, student_ids: Iterable[str], known: Mapping[str, str] | None = None,
+                             book: PolicyBook | None = None) -> dict[str, str]:
+    """The stored permissions a new link to each student gets: its school's default_permissions. A caller that
+    has the students' schools and the policies already (a batch's snapshot) passes them as `known` and `book`."""
+    if known is None:
+        schools = student_schools(session, student_ids)
+    else:
+        schools = {s: known[s] for s in set(student_ids) if s in known}
     if not schools:
         return {}
-    book = load_book(session)
+    book = book or load_book(session)
     by_school: dict[str, str] = {}
     found = {}
     for student_id, school in schools.items():

@@ -7,7 +7,7 @@ transaction as the token.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,6 +29,7 @@ from services.accounts.domain import (
 )
 from services.accounts.hashing import PasswordHashing
 from services.accounts.mutations import Audit, Mutations, account_or_404, account_target
+from services.accounts.policy_rules import Effective
 from services.accounts.policy_store import effective_for_accounts
 from services.accounts.store import AccountStore, TokenRecord, new_id
 
@@ -61,13 +62,15 @@ def link_email_key(purpose: TokenPurpose, token_id: str) -> str:
 
 def issue_links(store: AccountStore, session: Session, links: LinkSettings, targets: Sequence[LinkTarget],
                 purpose: TokenPurpose, now: datetime, send_email: bool, job_id: str = "",
-                raw_tokens: Sequence[str] = ()) -> datetime:
+                raw_tokens: Sequence[str] = (), policies: Mapping[str, Effective] | None = None) -> datetime:
     """New tokens for the targets (revoking their older unused ones of this purpose), with their emails queued
     when asked. The raw tokens are the given ones, or random. An invitation lives as long as the policy of the
-    account's schools says (invite_expiry_days). Returns the expiry (the latest, for several targets)."""
+    account's schools says (invite_expiry_days): `policies` by account id when the caller knows them, else read.
+    Returns the expiry (the latest, for several targets)."""
     lifetimes: dict[str, timedelta] = {}
     if purpose == TokenPurpose.INVITATION:
-        policies = effective_for_accounts(session, [t.account_id for t in targets])
+        if policies is None:
+            policies = effective_for_accounts(session, [t.account_id for t in targets])
         lifetimes = {account_id: timedelta(days=p.invite_expiry_days) for account_id, p in policies.items()}
     latest = now
     store.revoke_tokens(session, [t.account_id for t in targets], purpose, now)

@@ -217,6 +217,9 @@ class Handlers:
             if not job.checkpoint.get("held"):
                 await store.db.run(record_held)
         done = len(held) + sum(len(g) for g in groups[:first])
+        # A run that starts from the beginning has every row's plan in hand at the end; a resumed one reads back
+        # what the earlier run recorded.
+        kept: list[RowPlan] | None = list(held) if first == 0 and not job.checkpoint.get("held") else None
 
         def apply(number: int) -> asyncio.Task[list[list[RowPlan]]]:
             return asyncio.ensure_future(self._plan(kind, [groups[number]], validate_only=False, job_id=job.id,
@@ -239,6 +242,8 @@ class Handlers:
                 ahead = apply(number + 1) if number + 1 < len(groups) and not context.should_stop() else None
                 done += len(groups[number])
                 unrecorded += plans
+                if kept is not None:
+                    kept += plans
                 if ahead is not None and recorded is not None and time.monotonic() - recorded < PROGRESS_SECONDS:
                     continue
 
@@ -255,21 +260,16 @@ class Handlers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await ahead
         groups.clear()  # only the rows are needed from here on: the memory goes to the log workbook
-        await self._finish_upload(context, parsed, rows)
+        await self._finish_upload(context, parsed, rows, kept)
 
-    async def _finish_upload(self, context: JobContext, parsed: ParsedFile, rows: Sequence[SheetRow]) -> None:
+    async def _finish_upload(self, context: JobContext, parsed: ParsedFile, rows: Sequence[SheetRow],
+                             plans: list[RowPlan] | None) -> None:
         job = context.job
         total = len(rows)
         store = self.store
-
-        def outcomes() -> list[Outcome]:
-            with store.db.read() as session:
-                return list(store.outcomes(session, job.id))
-        stored = await store.db.run(outcomes)
-        plans = [RowPlan(o.row_number, o.action, o.username,
-                         [(c, col, m, not c.startswith("E_")) for c, col, m in o.problems],
-                         list(o.new_student_ids), o.invitation_queued) for o in stored]
-        stored.clear()
+        if plans is None:
+            plans = await store.db.run(self._recorded_plans, job.id)
+        plans.sort(key=lambda p: p.row_number)
         counts = count(plans, total)
         summary = summary_sentence(counts, applied=True, kind=str(parsed.kind))
         problems = [Problem(p.row_number, column, code, message, warning)
@@ -299,6 +299,13 @@ class Handlers:
         await store.db.run(self.blobs.delete, rows_key(job.source_job_id))
         if self.alerts:
             self.alerts.poke()
+
+    def _recorded_plans(self, job_id: str) -> list[RowPlan]:
+        with self.store.db.read() as session:
+            return [RowPlan(o.row_number, o.action, o.username,
+                            [(c, col, m, not c.startswith("E_")) for c, col, m in o.problems],
+                            list(o.new_student_ids), o.invitation_queued)
+                    for o in self.store.outcomes(session, job_id)]
 
     # Undo -----------------------------------------------------------------------------------------------------
 

@@ -8,9 +8,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from plumbing.bulk import insert_many
 from plumbing.db import Database
 from plumbing.jobs import JobStore
 from services.imports.models import ImportOutcome, ImportProblem, import_jobs
@@ -50,18 +51,12 @@ class ImportsStore:
 
     def replace_problems(self, session: Session, job_id: str, problems: Sequence[Problem]) -> None:
         session.execute(delete(ImportProblem).where(ImportProblem.job_id == job_id))
-        if problems:
-            session.execute(insert(ImportProblem), [
-                {"job_id": job_id, "row_number": p.row_number, "column": p.column, "code": p.code,
-                 "message": p.message, "warning": p.warning} for p in problems
-            ])
+        self.add_problems(session, job_id, problems)
 
     def add_problems(self, session: Session, job_id: str, problems: Sequence[Problem]) -> None:
-        if problems:
-            session.execute(insert(ImportProblem), [
-                {"job_id": job_id, "row_number": p.row_number, "column": p.column, "code": p.code,
-                 "message": p.message, "warning": p.warning} for p in problems
-            ])
+        insert_many(session, ImportProblem.__table__, [
+            {"job_id": job_id, "row_number": p.row_number, "column": p.column, "code": p.code,
+             "message": p.message, "warning": p.warning} for p in problems])
 
     def problems(self, session: Session, job_id: str, *, after_id: int = 0, limit: int = 100
                  ) -> list[tuple[int, Problem]]:
@@ -88,12 +83,13 @@ class ImportsStore:
                  "new_student_ids": json.dumps(list(o.new_student_ids)),
                  "problems": json.dumps([list(p) for p in o.problems]),
                  "invitation_queued": o.invitation_queued} for o in outcomes]
-        if rows:
-            session.execute(insert(ImportOutcome), rows)
+        insert_many(session, ImportOutcome.__table__, rows)
 
     def outcomes(self, session: Session, job_id: str) -> list[StoredOutcome]:
-        rows = session.scalars(select(ImportOutcome).where(ImportOutcome.job_id == job_id)
-                               .order_by(ImportOutcome.row_number, ImportOutcome.id))
+        o = ImportOutcome
+        rows = session.execute(select(o.row_number, o.action, o.username, o.new_student_ids, o.problems,
+                                      o.invitation_queued, o.id, o.undone_at).where(o.job_id == job_id)
+                               .order_by(o.row_number, o.id))
         return [StoredOutcome(
             row_number=r.row_number, action=r.action, username=r.username,
             new_student_ids=tuple(json.loads(r.new_student_ids)),
