@@ -85,3 +85,25 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
                              else [dict(zip(order, values, strict=True)) for values in zip(*columns, strict=True)])
         written += connection.exec_driver_sql(sql, params).rowcount
     return written
+
+
+class Lookup:
+    """A select whose `IN` lists are expanding parameters (`column.in_(bindparam(name, expanding=True))`), run on
+    SQLite at the driver's speed: its text is compiled once and each list becomes one `?` per value, where
+    SQLAlchemy would render and convert thousands of parameters on every call. Rows come back as the driver gives
+    them (SQLite: booleans as 0 or 1, times as text). Elsewhere the statement runs as it is."""
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._sqlite: tuple[str, tuple[str, ...]] | None = None
+
+    def rows(self, connection: Any, params: Mapping[str, Sequence[Any]]) -> Any:
+        if connection.dialect.name != "sqlite":
+            return connection.execute(self.statement, params)
+        if self._sqlite is None:
+            compiled = self.statement.compile(dialect=connection.dialect)
+            self._sqlite = (str(compiled), tuple(compiled.positiontup or ()))
+        sql, order = self._sqlite
+        for name in dict.fromkeys(order):
+            sql = sql.replace(f"__[POSTCOMPILE_{name}]", ",".join("?" * len(params[name])) or "NULL")
+        return connection.exec_driver_sql(sql, tuple(value for name in order for value in params[name]))

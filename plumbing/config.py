@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     import_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     import_max_rows: int = Field(default=200_000, ge=1)
     import_max_columns: int = Field(default=100, ge=1)
-    import_batch_rows: int = Field(default=1000, ge=1, le=10_000)
+    import_batch_rows: int = Field(default=2000, ge=1, le=5000)  # the accounts service takes 5,000 rows a batch at most
     job_lease_seconds: float = Field(default=30.0, ge=1.0, le=600.0)
     # Processes hashing passwords in the accounts service (read there as PORTAL_HASH_WORKERS); unset: one per CPU.
     hash_workers: int | None = Field(default=None, ge=1, le=256)

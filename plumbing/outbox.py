@@ -30,6 +30,7 @@ log = logging.getLogger("portal.outbox")
 
 TEMPLATES = ("invitation", "password_reset", "login_details", "two_factor_enabled", "notice")
 RELAY_BATCH = 500
+_data_json = json.JSONEncoder(default=str).encode  # built once: a batch queues thousands of emails
 POLL_SECONDS = 1.0
 
 
@@ -84,7 +85,7 @@ def enqueue_emails(session: Session, table: Table, emails: list[dict[str, Any]])
         keys.add(email["key"])
         rows.append({
             "idempotency_key": email["key"], "template": email["template"], "recipient": email["to"],
-            "data": json.dumps(dict(email["data"]), default=str), "job_id": email.get("job_id", ""),
+            "data": _data_json(dict(email["data"])), "job_id": email.get("job_id", ""),
             "school": email.get("school", ""), "created_at": now, "attempts": 0, "last_error": "",
         })
     return insert_many(session, table, rows, ignore_duplicates=True)  # a key already queued is left as it is

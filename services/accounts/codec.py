@@ -9,6 +9,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from functools import cache
@@ -17,31 +18,31 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
+def _same(value: Any) -> Any:
+    return value
 
 
 @cache
-def _field_names(cls: type) -> tuple[str, ...] | None:
-    """A dataclass's field names, or None for any other type (a batch's reply holds thousands of values)."""
-    return tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
+def _encoder(kind: type) -> Callable[[Any], Any]:
+    """How values of one type become JSON-ready, chosen once per type (a batch's reply holds thousands)."""
+    if kind in (str, int, float, bool, type(None)):
+        return _same
+    if dataclasses.is_dataclass(kind):
+        names = tuple(f.name for f in dataclasses.fields(kind))
+        return lambda value: {name: _plain(getattr(value, name)) for name in names}
+    if issubclass(kind, Enum):
+        return lambda value: value.value
+    if issubclass(kind, datetime):
+        return lambda value: value.isoformat()
+    if issubclass(kind, list | tuple):
+        return lambda value: [_plain(v) for v in value]
+    if issubclass(kind, dict):
+        return lambda value: {str(k): _plain(v) for k, v in value.items()}
+    return _same
 
 
 def _plain(value: Any) -> Any:
-    kind = type(value)
-    if kind in _SCALARS:
-        return value
-    names = _field_names(kind)
-    if names is not None:
-        return {name: _plain(getattr(value, name)) for name in names}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
+    return _encoder(type(value))(value)
 
 
 def dump(value: Any) -> str:

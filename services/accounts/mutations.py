@@ -22,6 +22,8 @@ from services.accounts.domain import Account, Call, Clock
 from services.accounts.store import AccountStore, RequestClaimed
 
 R = TypeVar("R")
+# One encoder for every audit event (json.dumps with options builds a new one per call: a batch records thousands).
+_detail_json = json.JSONEncoder(default=str, sort_keys=True).encode
 ATTEMPTS = 3
 
 
@@ -50,7 +52,7 @@ class Audit:
         self.events.append({
             "time": self.now, "actor_id": self.call.actor_id[:100], "actor_name": self.call.actor_name[:200],
             "action": action, "target": target[:300], "request_id": (self.call.request_id or self.call.trace_id)[:200],
-            "detail": json.dumps(detail, default=str, sort_keys=True),
+            "detail": _detail_json(detail),
         })
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from plumbing.bulk import insert_many
+from plumbing.bulk import Lookup, insert_many
 from plumbing.outbox import enqueue_emails
 from services.accounts import rules
 from services.accounts.domain import (
@@ -191,7 +191,8 @@ def _snapshot_statements(member: Callable[[Any, str], Any]) -> dict[str, Any]:
 
 
 # Built once per dialect.
-_SNAPSHOTS = {"sqlite": _snapshot_statements(_expanding), "postgresql": _snapshot_statements(_any)}
+_SNAPSHOTS = {"sqlite": {name: Lookup(statement) for name, statement in _snapshot_statements(_expanding).items()},
+              "postgresql": {name: Lookup(statement) for name, statement in _snapshot_statements(_any).items()}}
 
 
 class AccountStore:
@@ -450,13 +451,14 @@ class AccountStore:
 
     def snapshot(self, session: Session, lookups: Lookups) -> Snapshot:
         """Everything planning needs about the keys a batch mentions, in five set-based queries. This is the hot
-        path of a trial run: Core statements built once per dialect (`_SNAPSHOTS`), on the session's connection."""
+        path of a trial run: statements built once per dialect (`_SNAPSHOTS`), run as `Lookup`s on the session's
+        connection (raw rows on SQLite)."""
         connection = session.connection()
         statements = _SNAPSHOTS[connection.dialect.name]
         usernames, emails = sorted(lookups.username_keys), sorted(lookups.email_keys)
         found: dict[str, Any] = {}
         for users, mails in _chunk_pairs(usernames, emails):
-            for row in connection.execute(statements["accounts"], {"usernames": users, "emails": mails}):
+            for row in statements["accounts"].rows(connection, {"usernames": users, "emails": mails}):
                 found[row[0]] = row
         email_owners: dict[str, list[str]] = defaultdict(list)
         known = []
@@ -469,16 +471,16 @@ class AccountStore:
         links: dict[str, set[str]] = defaultdict(set)
         linked_schools: dict[str, set[str]] = defaultdict(set)
         for chunk in _chunks([row[0] for row in known]):
-            for account_id, school in connection.execute(statements["schools"], {"ids": chunk}):
+            for account_id, school in statements["schools"].rows(connection, {"ids": chunk}):
                 schools[account_id].add(school)
-            for account_id, student_id, school in connection.execute(statements["links"], {"ids": chunk}):
+            for account_id, student_id, school in statements["links"].rows(connection, {"ids": chunk}):
                 links[account_id].add(student_id)
                 if school:
                     linked_schools[account_id].add(school)
         accounts = {
             row[2]: KnownAccount(
                 id=row[0], username=row[1], first_name=row[3], last_name=row[4], email=row[5],
-                type=_TYPES[row[7]], status=_STATUSES[row[8]], must_change_password=row[9],
+                type=_TYPES[row[7]], status=_STATUSES[row[8]], must_change_password=bool(row[9]),
                 contact_id=row[10], signed_in=row[11] is not None, schools=frozenset(schools.get(row[0], ())),
                 student_ids=frozenset(links.get(row[0], ())),
                 student_schools=frozenset(linked_schools.get(row[0], ())))
@@ -486,16 +488,16 @@ class AccountStore:
 
         students: dict[str, str] = {}
         for chunk in _chunks(sorted(lookups.student_ids)):
-            students.update(connection.execute(statements["students"], {"ids": chunk}).all())
+            students.update(statements["students"].rows(connection, {"ids": chunk}).all())
 
         contact_ids = sorted(set(lookups.contact_ids) | {k.contact_id for k in accounts.values() if k.contact_id})
         contacts: dict[str, KnownContact] = {}
         by_email: dict[str, list[str]] = defaultdict(list)
         for ids, mails in _chunk_pairs(contact_ids, emails):
-            for contact_id, email, no_contact in connection.execute(statements["contacts"],
-                                                                    {"ids": ids, "emails": mails}):
+            for contact_id, email, no_contact in statements["contacts"].rows(connection,
+                                                                             {"ids": ids, "emails": mails}):
                 if contact_id not in contacts:
-                    contacts[contact_id] = KnownContact(contact_id, email, no_contact)
+                    contacts[contact_id] = KnownContact(contact_id, email, bool(no_contact))
                     if email and email in lookups.email_keys:
                         by_email[email].append(contact_id)
         return Snapshot(

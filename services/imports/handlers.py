@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,8 +35,9 @@ from services.imports.store import ImportsStore, Outcome, Problem
 
 log = logging.getLogger("portal.imports")
 OnBatch = Callable[[int], Awaitable[None]]
-# Batches a trial run keeps in flight to the accounts service, and how often it records its progress.
+# Batches a trial run and an upload keep in flight to the accounts service, and how often they record progress.
 IN_FLIGHT = 3
+UPLOAD_IN_FLIGHT = 2
 PROGRESS_SECONDS = 0.5
 ROSTER_KINDS = ("roster", "oneroster")
 UNDO_DAYS = 14
@@ -57,7 +58,7 @@ class Handlers:
     blobs: BlobStore
     accounts: Any  # AccountsServiceStub
     alerts: JobAlertRelay | None = None
-    batch_rows: int = 1000
+    batch_rows: int = 2000
     # Files this process has just read, by trial-run job id, so the trial run does not read its stored rows back;
     # a job that another replica runs (or a restart) reads the stored rows instead. A few at most, taken once.
     fresh: OrderedDict[str, ParsedFile] = field(default_factory=OrderedDict)
@@ -225,26 +226,35 @@ class Handlers:
             return asyncio.ensure_future(self._plan(kind, [groups[number]], validate_only=False, job_id=job.id,
                                                     first_batch=number))
 
-        # One batch ahead: the next batch is applied by the accounts service while this job records the last
-        # ones. Outcomes and the checkpoint are recorded in batch order: the first batch's at once, then every
-        # PROGRESS_SECONDS or so (on SQLite each record is a write that the accounts service's writes queue behind).
-        # A restart resumes after the last batch recorded: a batch the accounts service applied but this job had
-        # not recorded is sent again with the same request id and answered from the accounts service's record,
-        # never applied twice.
-        ahead = apply(first) if first < len(groups) and not context.should_stop() else None
+        # Two batches in flight: the accounts service has the next batch in hand the moment it commits one, while
+        # this job records the last ones. Outcomes and the checkpoint are recorded in batch order: the first
+        # batch's at once, then every PROGRESS_SECONDS or so (on SQLite each record is a write that the accounts
+        # service's writes queue behind). A restart resumes after the last batch recorded: a batch the accounts
+        # service applied but this job had not recorded is sent again with the same request id and answered from
+        # the accounts service's record, never applied twice.
+        window: deque[asyncio.Task[list[list[RowPlan]]]] = deque()
+        following = first
+
+        def fill() -> None:
+            nonlocal following
+            while len(window) < UPLOAD_IN_FLIGHT and following < len(groups) and not context.should_stop():
+                window.append(apply(following))
+                following += 1
+
+        fill()
         unrecorded: list[RowPlan] = []
         recorded: float | None = None  # the first batch is recorded at once, so progress shows straight away
         try:
             for number in range(first, len(groups)):
-                if ahead is None:
+                if not window:
                     return  # stopping: the lease is released and the job resumes after the last batch recorded
-                [plans] = await ahead
-                ahead = apply(number + 1) if number + 1 < len(groups) and not context.should_stop() else None
+                [plans] = await window.popleft()
+                fill()
                 done += len(groups[number])
                 unrecorded += plans
                 if kept is not None:
                     kept += plans
-                if ahead is not None and recorded is not None and time.monotonic() - recorded < PROGRESS_SECONDS:
+                if window and recorded is not None and time.monotonic() - recorded < PROGRESS_SECONDS:
                     continue
 
                 def commit(plans: list[RowPlan] = unrecorded, number: int = number, done: int = done) -> None:
@@ -255,10 +265,11 @@ class Handlers:
                 await store.db.run(commit)
                 unrecorded, recorded = [], time.monotonic()
         finally:
-            if ahead is not None:  # only when something failed or stopped: nothing may be left running
-                ahead.cancel()
+            for task in window:  # only when something failed or stopped: nothing may be left running
+                task.cancel()
+            for task in window:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await ahead
+                    await task
         groups.clear()  # only the rows are needed from here on: the memory goes to the log workbook
         await self._finish_upload(context, parsed, rows, kept)
 

@@ -14,7 +14,7 @@ from plumbing.gcpause import paused_gc
 from portal.accounts.v1 import accounts_pb2
 from services.imports.reading import SheetRow
 
-BATCH_ROWS = 1000
+BATCH_ROWS = 2000
 ACTIONS = {
     accounts_pb2.ROW_ACTION_CREATE: "create",
     accounts_pb2.ROW_ACTION_UPDATE: "update",
