@@ -75,8 +75,12 @@ def issue_links(store: AccountStore, session: Session, links: LinkSettings, targ
     latest = now
     store.revoke_tokens(session, [t.account_id for t in targets], purpose, now)
     rows, emails = [], []
+    expiries: dict[timedelta, tuple[datetime, str]] = {}  # a batch has a handful of lifetimes: one expiry each
     for index, target in enumerate(targets):
-        expires = now + lifetimes.get(target.account_id, links.lifetimes[purpose])
+        lifetime = lifetimes.get(target.account_id, links.lifetimes[purpose])
+        if lifetime not in expiries:
+            expiries[lifetime] = (now + lifetime, (now + lifetime).isoformat())
+        expires, expire_text = expiries[lifetime]
         latest = max(latest, expires)
         raw = raw_tokens[index] if raw_tokens else credentials.new_token()
         token_id = new_id()
@@ -88,7 +92,7 @@ def issue_links(store: AccountStore, session: Session, links: LinkSettings, targ
                 "job_id": job_id, "school": target.school,
                 "data": {"username": target.username, "first_name": target.first_name,
                          "link": f"{links.public_url}/set-password?token={raw}",
-                         "expire_time": expires.isoformat(), "school_name": links.school_name},
+                         "expire_time": expire_text, "school_name": links.school_name},
             })
     store.insert_tokens(session, rows)
     store.enqueue_emails(session, emails)
