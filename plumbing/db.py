@@ -151,10 +151,9 @@ class Database:
         """A session whose work commits at the end of the block, or rolls back on any error.
 
         On SQLite one writer at a time holds the file's write lock, and one that finds it taken sleeps and polls
-        (the busy timeout: up to 100 ms a turn once it has waited a while). Writers in this process queue on a
-        lock of their own instead, in turn, and start the moment the one before commits: a bulk job's next batch
-        follows its last at once, and a small write is not starved by a run of big ones. Writers in other
-        processes still poll."""
+        (the busy timeout: up to 100 ms a turn once it has waited a while). Writers in this process wait on a
+        lock of their own instead and start the moment the one before commits: a bulk job's next batch follows
+        its last at once. Writers in other processes still poll."""
         with self._writer, self.sessions() as session, session.begin():
             yield session
 
