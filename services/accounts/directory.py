@@ -39,7 +39,6 @@ from services.accounts.domain import (
 from services.accounts.hashing import PasswordHashing
 from services.accounts.mutations import Audit, Mutations, account_or_404, account_target
 from services.accounts.notices import AccountChange, change_notices
-from services.accounts.policy_rules import Effective
 from services.accounts.policy_store import effective_for_accounts, load_book, student_schools
 from services.accounts.setpassword import LinkSettings, LinkTarget, issue_links
 from services.accounts.store import AccountStore, UsernameTaken, new_id
@@ -541,8 +540,7 @@ class Directory:
                                            strict=True))}
         now = audit.now
         new_rows, school_pairs, link_pairs, invite = [], [], [], []
-        policies: dict[str, Effective] = {}  # an invitation's lifetime follows its account's schools
-        by_schools: dict[frozenset[str], Effective] = {}
+        invited_schools: dict[str, set[str]] = {}  # an invitation's lifetime follows its account's schools
         for create in plan.creates:
             account_id = new_id()
             new_rows.append(_account_columns(
@@ -554,11 +552,8 @@ class Directory:
             if create.invite:
                 invite.append(LinkTarget(account_id, create.username, create.first_name, create.email,
                                          next(iter(create.schools), "")))
-                schools = frozenset({*create.schools, *(snapshot.student_schools.get(s, "")
-                                                        for s in create.student_ids)} - {""})
-                if schools not in by_schools:
-                    by_schools[schools] = snapshot.policies.for_schools(schools)
-                policies[account_id] = by_schools[schools]
+                invited_schools[account_id] = {*create.schools, *(snapshot.student_schools.get(s, "")
+                                                                  for s in create.student_ids)} - {""}
             audit.record("account.create", account_target(create.username), row=create.row_number, job_id=job_id,
                          username=create.username, type=create.type.value, email=create.email,
                          status=create.status.value, schools=list(create.schools), student_ids=list(create.student_ids),
@@ -596,7 +591,7 @@ class Directory:
         self.store.add_links(session, link_pairs, now, snapshot)
         if invite:
             issue_links(self.store, session, self.links, invite, TokenPurpose.INVITATION, now, True, job_id=job_id,
-                        policies=policies)
+                        policies=snapshot.policies.for_accounts(invited_schools))
         return BatchResult(plan.results)
 
     def _apply_batch(self, call: Call, rows: Sequence[AccountRow], send_invitations: bool, job_id: str,

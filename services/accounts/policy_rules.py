@@ -152,6 +152,18 @@ class PolicyBook:
         sources["default_permissions"] = " and ".join(permission_sources)
         return Effective(PolicyValues(**chosen), sources, tuple(names))
 
+    def for_accounts(self, schools: Mapping[str, Iterable[str]]) -> dict[str, Effective]:
+        """The policy of each account, from its schools (account id -> school names). A batch of thousands of
+        accounts has a handful of school sets: each set is worked out once."""
+        by_schools: dict[frozenset[str], Effective] = {}
+        found = {}
+        for account_id, names in schools.items():
+            key = frozenset(names)
+            if key not in by_schools:
+                by_schools[key] = self.for_schools(key)
+            found[account_id] = by_schools[key]
+        return found
+
 
 def book_of(policies: Iterable[StoredPolicy]) -> PolicyBook:
     district = PolicyValues()

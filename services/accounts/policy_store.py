@@ -122,15 +122,7 @@ def account_schools(session: Session, account_ids: Sequence[str]) -> dict[str, s
 def effective_for_accounts(session: Session, account_ids: Sequence[str],
                            book: PolicyBook | None = None) -> dict[str, Effective]:
     """The policy applying to each account (the strictest of its schools')."""
-    chosen = book or load_book(session)
-    by_schools: dict[frozenset[str], Effective] = {}  # a batch of thousands of accounts has a handful of school sets
-    found = {}
-    for account_id, schools in account_schools(session, account_ids).items():
-        key = frozenset(schools)
-        if key not in by_schools:
-            by_schools[key] = chosen.for_schools(key)
-        found[account_id] = by_schools[key]
-    return found
+    return (book or load_book(session)).for_accounts(account_schools(session, account_ids))
 
 
 def student_schools(session: Session, student_ids: Iterable[str]) -> dict[str, str]:
