@@ -89,8 +89,25 @@ def _upgrade_on(connection: Connection, service: str) -> None:
     connection.commit()
 
 
+# The head of each service's scripts, kept with the state of their folder: health asks every few seconds, and
+# reading the scripts (Alembic imports every one) costs a good part of a second of processor time.
+_heads: dict[str, tuple[tuple[int, int], str | None]] = {}
+
+
+def _scripts_state(service: str) -> tuple[int, int]:
+    versions = MIGRATION_DIRS[service] / "versions"
+    stat = versions.stat()
+    return stat.st_mtime_ns, sum(1 for _ in versions.glob("*.py"))
+
+
 def head_revision(service: str) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(service)).get_current_head()
+    state = _scripts_state(service)
+    cached = _heads.get(service)
+    if cached is not None and cached[0] == state:
+        return cached[1]
+    head = ScriptDirectory.from_config(alembic_config(service)).get_current_head()
+    _heads[service] = (state, head)
+    return head
 
 
 def is_at_head(connection: Connection, service: str) -> bool:

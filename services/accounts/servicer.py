@@ -45,6 +45,7 @@ from services.accounts.domain import (
 )
 from services.accounts.jobs import AccountJobs
 from services.accounts.roster import Roster
+from services.accounts.row_columns import result_columns, rows_from_columns
 from services.accounts.servicer_care import AccountCare, CareServicer
 from services.accounts.servicer_generation import GenerationParts, GenerationServicer
 from services.accounts.servicer_resets import ResetsAndReports, ResetsServicer
@@ -299,11 +300,14 @@ class AccountsServicer(ResetsServicer, GenerationServicer, CareServicer, account
 
     async def BatchApplyAccountRows(self, request: pb.BatchApplyAccountRowsRequest,
                                     context: Context) -> pb.BatchApplyAccountRowsResponse:
+        columnar = request.HasField("columns")
         with paused_gc():  # thousands of rows each way: the collector would sweep them again and again
-            rows = [_row(r) for r in request.rows]
+            rows = rows_from_columns(request.columns, TYPE_NAMES) if columnar else [_row(r) for r in request.rows]
         batch = await self.directory.apply_rows(_call(request.request_id), rows, request.validate_only,
                                                 request.send_invitations, request.job_id, request.links_only)
         with paused_gc():
+            if columnar:
+                return pb.BatchApplyAccountRowsResponse(columns=result_columns(batch.results, ROW_ACTIONS))
             return pb.BatchApplyAccountRowsResponse(results=[_row_result(r) for r in batch.results])
 
     async def Authenticate(self, request: pb.AuthenticateRequest, context: Context) -> pb.AuthenticateResponse:

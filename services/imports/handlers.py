@@ -21,7 +21,7 @@ from plumbing.gcpause import paused_gc
 from plumbing.jobs import FAILED, SUCCEEDED, JobAlertRelay, JobContext
 from portal.accounts.v1 import accounts_pb2
 from services.imports import roster
-from services.imports.planning import RowPlan, account_row, batches, count, merge, summary_sentence
+from services.imports.planning import RowPlan, account_columns, answers, batches, count, merge, summary_sentence
 from services.imports.reading import (
     ParsedFile,
     SheetRow,
@@ -82,13 +82,13 @@ class Handlers:
             async with semaphore:  # a batch's request is built when its turn comes, not all of them up front
                 with paused_gc():  # thousands of small objects each way, no cycles among them
                     request = accounts_pb2.BatchApplyAccountRowsRequest(
-                        rows=[account_row(row, kind) for row in group], validate_only=validate_only,
+                        columns=account_columns(group, kind), validate_only=validate_only,
                         send_invitations=not validate_only, job_id=job_id, links_only=kind == "student_links",
                         request_id="" if validate_only else f"{job_id}:batch:{number}")
                 response = await self.accounts.BatchApplyAccountRows(request, timeout=300)
                 del request
             with paused_gc():
-                by_row = {result.row_number: result for result in response.results}
+                by_row = answers(response.columns)
                 plans = [merge(row, by_row.get(row.row_number)) for row in group]
             if on_batch is not None:
                 await on_batch(len(group))

@@ -51,29 +51,61 @@ def batches(rows: Sequence[SheetRow], size: int = BATCH_ROWS) -> list[list[Sheet
     return result
 
 
-def account_row(row: SheetRow, kind: str) -> accounts_pb2.AccountRow:
-    """The accounts service's view of one parent-accounts, student-links or staff row."""
-    values = row.values
-    message = accounts_pb2.AccountRow(
-        row_number=row.row_number,
-        username=values.get("LOGONID", ""),
-        student_ids=row.students(),
-    )
+_TEXT_COLUMNS = (("first_name", "FIRST_NAME"), ("last_name", "LAST_NAME"), ("email", "EMAIL"),
+                 ("password", "PASSWORD"), ("must_change_password", "MUST_CHANGE_PASSWORD"), ("enabled", "ENABLED"),
+                 ("school", "SCHOOL"))
+
+
+def account_columns(rows: Sequence[SheetRow], kind: str) -> accounts_pb2.AccountRowColumns:
+    """The accounts service's view of a batch of parent-accounts, student-links or staff rows, column by column
+    (a column empty in every row is left out)."""
+    values = [row.values for row in rows]
+    ids = [row.students() for row in rows]
+    columns = accounts_pb2.AccountRowColumns(
+        row_number=[row.row_number for row in rows], username=[v.get("LOGONID", "") for v in values],
+        student_ids=[s for found in ids for s in found], student_id_counts=[len(found) for found in ids])
     if kind == "student_links":
-        return message
-    message.first_name = values.get("FIRST_NAME", "")
-    message.last_name = values.get("LAST_NAME", "")
-    message.email = values.get("EMAIL", "")
-    message.password = values.get("PASSWORD", "")
-    message.must_change_password = values.get("MUST_CHANGE_PASSWORD", "")
-    message.enabled = values.get("ENABLED", "")
-    message.school = values.get("SCHOOL", "")
+        return columns
+    for field_name, header in _TEXT_COLUMNS:
+        texts = [v.get(header, "") for v in values]
+        if any(texts):
+            getattr(columns, field_name).extend(texts)
     if kind == "staff":
-        message.type = accounts_pb2.ACCOUNT_TYPE_STAFF
+        columns.type.extend([accounts_pb2.ACCOUNT_TYPE_STAFF] * len(rows))
     else:
-        message.type = USER_TYPES.get(values.get("USER_TYPE", "").strip().upper(),
-                                      accounts_pb2.ACCOUNT_TYPE_UNSPECIFIED)
-    return message
+        types = [USER_TYPES.get(v.get("USER_TYPE", "").strip().upper(), accounts_pb2.ACCOUNT_TYPE_UNSPECIFIED)
+                 for v in values]
+        if any(types):
+            columns.type.extend(types)
+    return columns
+
+
+@dataclass(slots=True)
+class Answer:
+    """What the accounts service said of one row."""
+
+    action: str
+    username: str
+    problems: list[tuple[str, str, str, bool]]
+    new_student_ids: list[str]
+    invitation: bool
+
+
+def answers(columns: accounts_pb2.AccountRowResultColumns) -> dict[int, Answer]:
+    """The accounts service's answers to a batch sent as columns, by row number."""
+    problems: dict[int, list[tuple[str, str, str, bool]]] = {}
+    for index, p in zip(columns.problem_rows, columns.problems, strict=True):
+        problems.setdefault(index, []).append((p.code, p.column, p.message, p.warning))
+    new_ids = list(columns.new_student_ids)
+    found: dict[int, Answer] = {}
+    start = 0
+    for index, (number, action, username, invited, linked) in enumerate(zip(
+            columns.row_number, columns.action, columns.username, columns.invitation_queued,
+            columns.new_student_id_counts, strict=True)):
+        found[number] = Answer(ACTIONS.get(action, "error"), username, problems.get(index, []),
+                               new_ids[start:start + linked], invited)
+        start += linked
+    return found
 
 
 @dataclass
@@ -88,7 +120,7 @@ class RowPlan:
     invitation: bool = False
 
 
-def merge(row: SheetRow, result: accounts_pb2.AccountRowResult | None) -> RowPlan:
+def merge(row: SheetRow, answer: Answer | None) -> RowPlan:
     """One row's plan from its file-level problems and the accounts service's answer."""
     problems = [(code, column, message, not code.startswith("E_")) for code, column, message in row.problems]
     if row.held:
@@ -98,12 +130,12 @@ def merge(row: SheetRow, result: accounts_pb2.AccountRowResult | None) -> RowPla
     username = row.values.get("LOGONID", "")
     new_ids: list[str] = []
     invitation = False
-    if result is not None:
-        action = ACTIONS.get(result.action, "error")
-        username = result.username or username
-        new_ids = list(result.new_student_ids)
-        invitation = result.invitation_queued
-        problems += [(p.code, p.column, p.message, p.warning) for p in result.problems]
+    if answer is not None:
+        action = answer.action
+        username = answer.username or username
+        new_ids = answer.new_student_ids
+        invitation = answer.invitation
+        problems += answer.problems
     if any(not warning for _c, _col, _m, warning in problems):
         action = "error"
     if action == "create" and not row.values.get("PASSWORD") and not invitation:
