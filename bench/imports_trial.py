@@ -84,7 +84,9 @@ async def wait_job(stub, job_id: str, until) -> imports_pb2.ImportJob:
             return job
         if job.job.state in (4, 5):
             raise SystemExit(f"job {job_id} failed: {job.job.summary}")
-        await asyncio.sleep(0.05)
+        # Ten times a second: fine enough for figures of seconds, and light on the service (each poll reads the
+        # job and its first problems; the bot itself polls once a second).
+        await asyncio.sleep(0.1)
 
 
 async def measure(rows: int, accounts: int, trial_only: bool = False) -> None:

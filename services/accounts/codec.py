@@ -28,8 +28,7 @@ def _encoder(kind: type) -> Callable[[Any], Any]:
     if kind in (str, int, float, bool, type(None)):
         return _same
     if dataclasses.is_dataclass(kind):
-        names = tuple(f.name for f in dataclasses.fields(kind))
-        return lambda value: {name: _plain(getattr(value, name)) for name in names}
+        return _dataclass_encoder(kind)
     if issubclass(kind, Enum):
         return lambda value: value.value
     if issubclass(kind, datetime):
@@ -39,6 +38,27 @@ def _encoder(kind: type) -> Callable[[Any], Any]:
     if issubclass(kind, dict):
         return lambda value: {str(k): _plain(v) for k, v in value.items()}
     return _same
+
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+_NO_DEFAULT = object()
+
+
+def _dataclass_encoder(kind: type) -> Callable[[Any], Any]:
+    """A dataclass as a dict of its fields, leaving out those at their default (`load` puts the default back):
+    most fields of most rows of a batch's reply are empty."""
+    fields = tuple((f.name, f.default if f.default is not dataclasses.MISSING else _NO_DEFAULT)
+                   for f in dataclasses.fields(kind))
+
+    def encode(value: Any) -> dict[str, Any]:
+        found = {}
+        for name, default in fields:
+            item = getattr(value, name)
+            if item.__class__ is default.__class__ and item == default:
+                continue
+            found[name] = item if item.__class__ in _SCALARS else _plain(item)
+        return found
+    return encode
 
 
 def _plain(value: Any) -> Any:

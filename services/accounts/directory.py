@@ -262,7 +262,8 @@ class Directory:
         invited = invite and password_hash is None and bool(new.email) and new.status != AccountStatus.DISABLED
         if invited:
             target = LinkTarget(account_id, new.username, new.first_name, new.email, next(iter(new.schools), ""))
-            issue_links(self.store, session, self.links, [target], TokenPurpose.INVITATION, audit.now, True)
+            issue_links(self.store, session, self.links, [target], TokenPurpose.INVITATION, audit.now, True,
+                        new_accounts=True)
         audit.record("account.create", account_target(new.username), username=new.username, type=new.type.value,
                      email=new.email, status=new.status.value, schools=list(new.schools),
                      student_ids=list(new.student_ids), contact_id=contact_id, password_set=password_hash is not None,
@@ -591,7 +592,7 @@ class Directory:
         self.store.add_links(session, link_pairs, now, snapshot)
         if invite:
             issue_links(self.store, session, self.links, invite, TokenPurpose.INVITATION, now, True, job_id=job_id,
-                        policies=snapshot.policies.for_accounts(invited_schools))
+                        policies=snapshot.policies.for_accounts(invited_schools), new_accounts=True)
         return BatchResult(plan.results)
 
     def _apply_batch(self, call: Call, rows: Sequence[AccountRow], send_invitations: bool, job_id: str,

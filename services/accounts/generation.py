@@ -315,7 +315,7 @@ class Generation(Operations):
             self._link(session, audit, job.id, links, tally, conflicts)
             if invite:
                 issue_links(self.store, session, self.links, invite, TokenPurpose.INVITATION, audit.now, True,
-                            job_id=job.id)
+                            job_id=job.id, new_accounts=True)
                 tally["invitations"] += len(invite)
             tally["conflicts"] = checkpoint["tally"]["conflicts"] + len(conflicts) - len(checkpoint["conflicts"])
             updated = {"phase": "apply", "next": end, "tally": tally, "conflicts": conflicts[:MAX_CONFLICTS_KEPT]}

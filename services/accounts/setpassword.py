@@ -62,10 +62,12 @@ def link_email_key(purpose: TokenPurpose, token_id: str) -> str:
 
 def issue_links(store: AccountStore, session: Session, links: LinkSettings, targets: Sequence[LinkTarget],
                 purpose: TokenPurpose, now: datetime, send_email: bool, job_id: str = "",
-                raw_tokens: Sequence[str] = (), policies: Mapping[str, Effective] | None = None) -> datetime:
+                raw_tokens: Sequence[str] = (), policies: Mapping[str, Effective] | None = None,
+                new_accounts: bool = False) -> datetime:
     """New tokens for the targets (revoking their older unused ones of this purpose), with their emails queued
     when asked. The raw tokens are the given ones, or random. An invitation lives as long as the policy of the
     account's schools says (invite_expiry_days): `policies` by account id when the caller knows them, else read.
+    `new_accounts`: the targets were created in this transaction, so they have no older tokens to revoke.
     Returns the expiry (the latest, for several targets)."""
     lifetimes: dict[str, timedelta] = {}
     if purpose == TokenPurpose.INVITATION:
@@ -73,7 +75,8 @@ def issue_links(store: AccountStore, session: Session, links: LinkSettings, targ
             policies = effective_for_accounts(session, [t.account_id for t in targets])
         lifetimes = {account_id: timedelta(days=p.invite_expiry_days) for account_id, p in policies.items()}
     latest = now
-    store.revoke_tokens(session, [t.account_id for t in targets], purpose, now)
+    if not new_accounts:
+        store.revoke_tokens(session, [t.account_id for t in targets], purpose, now)
     rows, emails = [], []
     expiries: dict[timedelta, tuple[datetime, str]] = {}  # a batch has a handful of lifetimes: one expiry each
     for index, target in enumerate(targets):

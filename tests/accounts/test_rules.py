@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -268,6 +269,17 @@ def test_answers_survive_the_json_round_trip() -> None:
     batch = BatchResult((RowResult(2, RowAction.ERROR, (Problem("E_REQUIRED", "LOGONID", "m"),), (), (), "x"),))
     assert codec.load(BatchResult, codec.dump(batch)) == batch
     assert codec.load(type(None), codec.dump(None)) is None
+
+
+def test_answers_leave_out_fields_at_their_defaults_and_records_that_hold_them_still_load() -> None:
+    created = RowResult(3, RowAction.CREATE, new_student_ids=("S1",), username="jsmith01", invitation_queued=True)
+    stored = codec.dump(BatchResult((created,)))
+    assert json.loads(stored) == {"results": [{"row_number": 3, "action": "create", "new_student_ids": ["S1"],
+                                               "username": "jsmith01", "invitation_queued": True}]}
+    assert codec.load(BatchResult, stored) == BatchResult((created,))
+    written_in_full = ('{"results":[{"row_number":3,"action":"create","problems":[],"new_student_ids":["S1"],'
+                       '"changed_fields":[],"username":"jsmith01","invitation_queued":true}]}')
+    assert codec.load(BatchResult, written_in_full) == BatchResult((created,))
 
 
 # Roster rules -------------------------------------------------------------------------------------------------------
