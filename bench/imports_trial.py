@@ -117,7 +117,7 @@ async def measure(rows: int, accounts: int, trial_only: bool = False) -> None:
         imports = subprocess.Popen([sys.executable, "-m", "portal", "serve", "imports"],
                                    env=settings_env(settings, PORTAL_LOG_LEVEL="WARNING"))
         try:
-            async with serving(make_spec(AccountsOptions(hash_workers=1)), settings):
+            async with serving(make_spec(AccountsOptions()), settings):
                 await wait_serving(settings, "imports")
                 async with open_channel(settings, "imports") as channel:
                     stub = imports_pb2_grpc.ImportsServiceStub(channel)

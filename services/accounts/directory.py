@@ -113,6 +113,20 @@ class _NewAccount:
     contact_id: str
 
 
+def check_batch_size(rows: int) -> None:
+    if rows > MAX_BATCH_ROWS:
+        raise InvalidArgument(f"A batch holds at most {MAX_BATCH_ROWS} rows; this one has {rows}: send it in "
+                              "smaller batches.", [FieldViolation("rows", f"at most {MAX_BATCH_ROWS}")])
+
+
+def plan_batch(db: Database, store: AccountStore, rows: Sequence[AccountRow], send_invitations: bool,
+               links_only: bool = False) -> planning.Plan:
+    """A batch's plan against what the database holds now (a trial run's answer; nothing is written)."""
+    with paused_gc(), db.read() as session:
+        snapshot = store.snapshot(session, planning.lookups_for(rows))
+        return planning.plan_rows(rows, snapshot, send_invitations, links_only)
+
+
 class Directory:
     def __init__(self, db: Database, store: AccountStore, mutations: Mutations, hashing: PasswordHashing,
                  links: LinkSettings, clock: Clock, emails_queued: Callable[[], None]) -> None:
@@ -524,9 +538,7 @@ class Directory:
     # Batches of rows --------------------------------------------------------------------------------------------
 
     def plan(self, rows: Sequence[AccountRow], send_invitations: bool, links_only: bool = False) -> planning.Plan:
-        with paused_gc(), self.db.read() as session:
-            snapshot = self.store.snapshot(session, planning.lookups_for(rows))
-            return planning.plan_rows(rows, snapshot, send_invitations, links_only)
+        return plan_batch(self.db, self.store, rows, send_invitations, links_only)
 
     def _apply(self, session: Session, audit: Audit, rows: Sequence[AccountRow], send_invitations: bool,
                job_id: str, hashes: Mapping[int, str], links_only: bool = False) -> BatchResult:
@@ -606,9 +618,7 @@ class Directory:
 
     async def apply_rows(self, call: Call, rows: Sequence[AccountRow], validate_only: bool, send_invitations: bool,
                          job_id: str, links_only: bool = False) -> BatchResult:
-        if len(rows) > MAX_BATCH_ROWS:
-            raise InvalidArgument(f"A batch holds at most {MAX_BATCH_ROWS} rows; this one has {len(rows)}: send it "
-                                  "in smaller batches.", [FieldViolation("rows", f"at most {MAX_BATCH_ROWS}")])
+        check_batch_size(len(rows))
         if validate_only:
             plan = await self.db.run(self.plan, rows, send_invitations, links_only)
             return BatchResult(plan.results)

@@ -11,17 +11,21 @@ import asyncio
 import contextlib
 import ctypes
 import math
-import multiprocessing
 import os
 import secrets
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from plumbing.forkserver import forkserver_context
 
 
 @dataclass(frozen=True)
@@ -46,20 +50,35 @@ def _hasher(params: HashParams) -> PasswordHasher:
     return hasher
 
 
+T = TypeVar("T")
+# What the workers run, loaded once by the fork server rather than by every worker.
+WORKER_MODULES = ("services.accounts.hashing", "services.accounts.plan_workers")
+SERVICE_CHECK_SECONDS = 1.0
 PR_SET_PDEATHSIG = 1  # Linux prctl(2): the signal a process gets when its parent dies
 
 
-def _worker_setup() -> None:
+def _worker_setup(service_pid: int) -> None:
     """In a worker. Ctrl-C in a terminal reaches the whole process group, but the service stops its pool itself
     (after the batch in hand), so a worker neither dies mid-hash nor prints a traceback. And a worker ends with its
-    service: one killed outright (kill -9, out of memory) would otherwise leave its workers waiting for ever."""
+    service: one killed outright (kill -9, out of memory) would otherwise leave its workers waiting for ever. The
+    worker's parent is the fork server, not the service, so a thread watches the service itself; the parent-death
+    signal covers a fork server that goes first."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        parent = multiprocessing.parent_process()
-        if parent is not None and os.getppid() != parent.pid:  # the service died before the line above took effect
+    threading.Thread(target=_end_with, args=(service_pid,), name="end-with-service", daemon=True).start()
+
+
+def _end_with(service_pid: int) -> None:
+    while True:
+        try:
+            os.kill(service_pid, 0)
+        except ProcessLookupError:
             os._exit(0)
+        except PermissionError:  # a new process with that number, of another user: the service is gone
+            os._exit(0)
+        time.sleep(SERVICE_CHECK_SECONDS)
 
 
 def _hash_chunk(params: HashParams, passwords: Sequence[str]) -> list[str]:
@@ -82,9 +101,10 @@ class PasswordHashing:
     def __init__(self, workers: int | None = None, params: HashParams = OWASP) -> None:
         self.params = params
         self.workers = max(1, workers or os.cpu_count() or 1)
-        # "spawn": the workers must not inherit the gRPC server's threads (fork would copy them half-way).
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_worker_setup)
+        # Forked from the fork server, not from this process: the workers must not inherit the gRPC server's
+        # threads (a plain fork would copy them half-way). They plan trial-run batches too (plan_workers).
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=forkserver_context(WORKER_MODULES),
+                                         initializer=_worker_setup, initargs=(os.getpid(),))
         self._dummy: str | None = None
 
     async def start(self) -> None:
@@ -121,6 +141,11 @@ class PasswordHashing:
         assert target is not None
         matches, rehash = await loop.run_in_executor(self._pool, _verify, self.params, target, password)
         return (matches and encoded is not None), rehash
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Other processor-bound work of the service in the same processes, which idle between hashes (the
+        planning of a trial run's batches: services.accounts.plan_workers). `fn` must be a module's function."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

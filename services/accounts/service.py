@@ -22,6 +22,7 @@ from services.accounts.hashing import OWASP, HashParams, PasswordHashing
 from services.accounts.jobs import AccountJobs
 from services.accounts.models import accounts_outbox
 from services.accounts.mutations import Mutations
+from services.accounts.plan_workers import PlanWorkers
 from services.accounts.reset_job import BulkResetJob
 from services.accounts.resets import Resets
 from services.accounts.roster import Roster
@@ -112,7 +113,8 @@ def make_spec(options: AccountsOptions | None = None) -> ServiceSpec:
         care = wire_care(runtime, store, mutations, chosen.clock, relay.poke)
         roster = Roster(runtime.db, store, mutations, after_save=generation.autogenerate.note, drift=care.drift)
         servicer = AccountsServicer(directory, roster, sign_ins, set_password, jobs,
-                                    (resets, bulk_reset, usage_report), generation.parts, care)
+                                    (resets, bulk_reset, usage_report), generation.parts, care,
+                                    PlanWorkers(hashing, runtime.db.url))
         accounts_pb2_grpc.add_AccountsServiceServicer_to_server(servicer, runtime.server)
 
         # The parents' web pages on PORTAL_WEB_PORT, over the same operations; they stop with the service.

@@ -26,7 +26,6 @@ from services.accounts.domain import (
     AccountFilter,
     AccountRow,
     AccountStatus,
-    AccountType,
     AuditEvent,
     AuthOutcome,
     Call,
@@ -35,7 +34,6 @@ from services.accounts.domain import (
     RosterEntry,
     RosterQuery,
     RosterResult,
-    RowAction,
     RowResult,
     Student,
     StudentSelector,
@@ -44,8 +42,9 @@ from services.accounts.domain import (
     TwoFactor,
 )
 from services.accounts.jobs import AccountJobs
+from services.accounts.plan_workers import PlanWorkers
 from services.accounts.roster import Roster
-from services.accounts.row_columns import result_columns, rows_from_columns
+from services.accounts.row_columns import ROW_ACTIONS, TYPE_NAMES, TYPES, result_columns, rows_from_columns
 from services.accounts.servicer_care import AccountCare, CareServicer
 from services.accounts.servicer_generation import GenerationParts, GenerationServicer
 from services.accounts.servicer_resets import ResetsAndReports, ResetsServicer
@@ -55,20 +54,14 @@ from services.accounts.signin import SignIns
 E = TypeVar("E")
 Context = grpc.aio.ServicerContext
 
-TYPES = {AccountType.GUARDIAN: pb.ACCOUNT_TYPE_GUARDIAN, AccountType.STUDENT: pb.ACCOUNT_TYPE_STUDENT,
-         AccountType.STAFF: pb.ACCOUNT_TYPE_STAFF}
 STATUSES = {AccountStatus.INVITED: pb.ACCOUNT_STATUS_INVITED, AccountStatus.ACTIVE: pb.ACCOUNT_STATUS_ACTIVE,
             AccountStatus.DISABLED: pb.ACCOUNT_STATUS_DISABLED}
 TWO_FACTOR = {TwoFactor.OFF: pb.TWO_FACTOR_STATE_OFF, TwoFactor.REQUIRED: pb.TWO_FACTOR_STATE_REQUIRED,
               TwoFactor.ENROLLED: pb.TWO_FACTOR_STATE_ENROLLED}
-TYPE_NAMES = {number: domain.value for domain, number in TYPES.items()}
 PURPOSES = {TokenPurpose.INVITATION: pb.TOKEN_PURPOSE_INVITATION, TokenPurpose.RESET: pb.TOKEN_PURPOSE_RESET}
 TOKEN_STATES = {TokenState.VALID: pb.TOKEN_STATE_VALID, TokenState.EXPIRED: pb.TOKEN_STATE_EXPIRED,
                 TokenState.USED: pb.TOKEN_STATE_USED, TokenState.UNKNOWN: pb.TOKEN_STATE_UNKNOWN,
                 TokenState.REVOKED: pb.TOKEN_STATE_REVOKED}
-ROW_ACTIONS = {RowAction.CREATE: pb.ROW_ACTION_CREATE, RowAction.UPDATE: pb.ROW_ACTION_UPDATE,
-               RowAction.LINK: pb.ROW_ACTION_LINK, RowAction.UNCHANGED: pb.ROW_ACTION_UNCHANGED,
-               RowAction.ERROR: pb.ROW_ACTION_ERROR, RowAction.SKIP: pb.ROW_ACTION_SKIP}
 OUTCOMES = {AuthOutcome.OK: pb.AUTHENTICATE_OUTCOME_OK,
             AuthOutcome.INVALID_CREDENTIALS: pb.AUTHENTICATE_OUTCOME_INVALID_CREDENTIALS,
             AuthOutcome.TOTP_REQUIRED: pb.AUTHENTICATE_OUTCOME_TOTP_REQUIRED,
@@ -222,8 +215,9 @@ def _changes(request: pb.UpdateAccountRequest) -> tuple[str, dict[str, Any]]:
 class AccountsServicer(ResetsServicer, GenerationServicer, CareServicer, accounts_pb2_grpc.AccountsServiceServicer):
     def __init__(self, directory: Directory, roster: Roster, sign_ins: SignIns, links: SetPasswordLinks,
                  jobs: AccountJobs, reports: ResetsAndReports, generation: GenerationParts,
-                 care: AccountCare) -> None:
+                 care: AccountCare, planners: PlanWorkers | None = None) -> None:
         self.directory = directory
+        self.planners = planners
         self.roster = roster
         self.sign_ins = sign_ins
         self.links = links
@@ -301,13 +295,17 @@ class AccountsServicer(ResetsServicer, GenerationServicer, CareServicer, account
     async def BatchApplyAccountRows(self, request: pb.BatchApplyAccountRowsRequest,
                                     context: Context) -> pb.BatchApplyAccountRowsResponse:
         columnar = request.HasField("columns")
+        if columnar and request.validate_only and self.planners is not None:
+            planned = await self.planners.plan(request)  # a large trial-run batch, planned in a worker process
+            if planned is not None:
+                return planned
         with paused_gc():  # thousands of rows each way: the collector would sweep them again and again
-            rows = rows_from_columns(request.columns, TYPE_NAMES) if columnar else [_row(r) for r in request.rows]
+            rows = rows_from_columns(request.columns) if columnar else [_row(r) for r in request.rows]
         batch = await self.directory.apply_rows(_call(request.request_id), rows, request.validate_only,
                                                 request.send_invitations, request.job_id, request.links_only)
         with paused_gc():
             if columnar:
-                return pb.BatchApplyAccountRowsResponse(columns=result_columns(batch.results, ROW_ACTIONS))
+                return pb.BatchApplyAccountRowsResponse(columns=result_columns(batch.results))
             return pb.BatchApplyAccountRowsResponse(results=[_row_result(r) for r in batch.results])
 
     async def Authenticate(self, request: pb.AuthenticateRequest, context: Context) -> pb.AuthenticateResponse:

@@ -17,6 +17,7 @@ from services.accounts.domain import AccountRow, Call, RowAction
 from services.accounts.hashing import PasswordHashing
 from services.accounts.models import AccountRecord, SetPasswordTokenRecord, accounts_outbox
 from services.accounts.mutations import Audit, Mutations
+from services.accounts.plan_workers import MIN_ROWS as PLANNED_IN_WORKERS
 from services.accounts.setpassword import LinkSettings
 from services.accounts.store import AccountStore
 from tests.accounts.conftest import (
@@ -393,3 +394,20 @@ async def test_a_column_that_does_not_match_the_rows_is_refused_by_name(accounts
         columns=columns, validate_only=True), metadata=STAFF_CALL))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "student_id_counts add up to 5" in error.details()
+
+
+async def test_a_large_trial_batch_is_planned_in_a_worker_process_with_the_same_answers(accounts, caplog) -> None:
+    rows = await seed(accounts)
+    rows += [row(100 + n, f"family{n:04d}", student_ids=["S1", "S2"] if n % 3 else ["S404"])
+             for n in range(PLANNED_IN_WORKERS)]
+    rows += [row(900, "family0007", first_name="Someone else")]  # disagrees with row 107
+    with caplog.at_level("WARNING", logger="portal.accounts"):
+        reply = await accounts.BatchApplyAccountRows(pb.BatchApplyAccountRowsRequest(
+            columns=as_columns(rows), validate_only=True, send_invitations=True), metadata=STAFF_CALL)
+    assert not [r for r in caplog.records if "worker process" in r.getMessage()], "planned in the service instead"
+    in_worker = from_columns(reply.columns)
+    assert in_worker == await apply(accounts, rows, validate_only=True, send_invitations=True)
+    by_row = {r.row_number: r for r in in_worker}
+    assert pb.RowAction.Name(by_row[101].action) == "ROW_ACTION_CREATE" and by_row[101].invitation_queued
+    assert [p.code for p in by_row[103].problems] == ["E_STUDENT_UNKNOWN"]
+    assert [p.code for p in by_row[900].problems] == ["E_DUPLICATE_CONFLICT"]

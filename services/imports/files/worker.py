@@ -17,6 +17,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from plumbing.forkserver import forkserver_context
 from plumbing.gcpause import paused_gc
 
 from .errors import FileRefused, UnreadableFile, refusal_for_code
@@ -26,9 +27,6 @@ from .limits import Limits
 from .oneroster import read_bundle
 from .sheets import read_csv, read_workbook
 from .table import Table
-
-_preload_lock = threading.Lock()
-_preloaded = False
 
 
 def parse_in_worker(upload: Upload, limits: Limits | None = None,
@@ -107,16 +105,11 @@ def _death_message(exitcode: int | None, timed_out: bool, limits: Limits) -> str
 
 
 def _context(method: str) -> multiprocessing.context.BaseContext:
-    global _preloaded
-    context = multiprocessing.get_context(method)
-    if method == "forkserver" and not _preloaded:
-        with _preload_lock:
-            if not _preloaded:
-                # Effective only if the fork server is not running yet. Preloading the main module (guarded by
-                # `if __name__ == "__main__"`, as multiprocessing requires) spares each worker from importing it.
-                context.set_forkserver_preload(["__main__", __name__])  # type: ignore[attr-defined]
-                _preloaded = True
-    return context
+    if method == "forkserver":
+        # Preloading the main module (guarded by `if __name__ == "__main__"`, as multiprocessing requires) spares
+        # each worker from importing it.
+        return forkserver_context(["__main__", __name__])
+    return multiprocessing.get_context(method)
 
 
 # Inside the worker process -----------------------------------------------------------------------------------------

@@ -1,0 +1,71 @@
+"""Trial-run batches planned in the service's worker processes, so that a large file is planned on every core.
+
+Planning a batch (reading the snapshot of what its rows mention, then the rules row by row) is processor-bound
+Python: in the service process, every batch of a 100,000-row file queues for one core. A validate-only batch sent
+as columns (what the imports service sends) is handed, as its serialized bytes, to one of the processes that hash
+passwords (they idle during a trial run; there is one per CPU), which opens its own read-only connection, plans
+and answers with the serialized result columns. The service process only checks the batch's shape and passes
+bytes along. Small batches, and a database only this process can see (SQLite in memory), are planned in the service
+as before; so is a batch whose worker fails, so a trial run never fails for want of a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.engine import make_url
+
+from plumbing.db import Database
+from plumbing.gcpause import paused_gc
+from portal.accounts.v1 import accounts_pb2 as pb
+from services.accounts.directory import check_batch_size, plan_batch
+from services.accounts.hashing import PasswordHashing
+from services.accounts.row_columns import column_rows, result_columns, rows_from_columns
+from services.accounts.store import AccountStore
+
+log = logging.getLogger("portal.accounts")
+# Below this many rows a batch is planned faster in the service than its bytes travel to a worker and back.
+MIN_ROWS = 200
+# In a worker: one database (engine and connection pool) per URL, opened on the first batch.
+_opened: dict[str, Database] = {}
+
+
+def plan_serialized(url: str, request: bytes) -> bytes:
+    """In a worker process: a serialized validate-only BatchApplyAccountRowsRequest (rows as columns) planned, and
+    its serialized answer."""
+    db = _opened.get(url)
+    if db is None:
+        db = _opened[url] = Database(url, "accounts", pool_size=1)
+    with paused_gc():
+        message = pb.BatchApplyAccountRowsRequest.FromString(request)
+        rows = rows_from_columns(message.columns)
+        plan = plan_batch(db, AccountStore(), rows, message.send_invitations, message.links_only)
+        return pb.BatchApplyAccountRowsResponse(columns=result_columns(plan.results)).SerializeToString()
+
+
+def shared_with_workers(url: str) -> bool:
+    """Whether another process can open this database (not SQLite in memory)."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() != "sqlite" or parsed.database not in (None, "", ":memory:")
+
+
+class PlanWorkers:
+    def __init__(self, hashing: PasswordHashing, url: str) -> None:
+        self.hashing = hashing
+        self.url = url
+        self.enabled = shared_with_workers(url)
+
+    async def plan(self, request: pb.BatchApplyAccountRowsRequest) -> pb.BatchApplyAccountRowsResponse | None:
+        """The answer to a validate-only batch of columns from a worker, or None when the service should plan it
+        itself. A batch of the wrong shape or size is refused here (InvalidArgument), as the service would."""
+        rows = column_rows(request.columns)
+        check_batch_size(rows)
+        if not self.enabled or rows < MIN_ROWS:
+            return None
+        try:
+            answer = await self.hashing.run(plan_serialized, self.url, request.SerializeToString())
+        except Exception:  # a worker that died or failed: the service plans the batch itself
+            log.warning("a worker process could not plan a batch of %d rows; planning it in the service", rows,
+                        exc_info=True)
+            return None
+        return pb.BatchApplyAccountRowsResponse.FromString(answer)
