@@ -31,7 +31,7 @@ from services.imports.reading import (
     sheet_rows,
     without_cells,
 )
-from services.imports.store import ImportsStore, Outcome, Problem
+from services.imports.store import ImportsStore, Problem, outcome_rows
 
 log = logging.getLogger("portal.imports")
 OnBatch = Callable[[int], Awaitable[None]]
@@ -211,8 +211,9 @@ class Handlers:
         first = int(job.checkpoint.get("batch", 0))
         if first == 0 and held:
             def record_held() -> None:
+                rows_held = outcome_rows(job.id, held)
                 with store.db.transaction() as session:
-                    store.add_outcomes(session, job.id, [_outcome(p) for p in held])
+                    store.add_outcomes(session, rows_held)
                     store.jobs.progress(session, job.id, context.owner, done=len(held), total=len(rows),
                                         checkpoint={"batch": 0, "held": True})
             if not job.checkpoint.get("held"):
@@ -258,8 +259,9 @@ class Handlers:
                     continue
 
                 def commit(plans: list[RowPlan] = unrecorded, number: int = number, done: int = done) -> None:
+                    stored = outcome_rows(job.id, plans)
                     with store.db.transaction() as session:
-                        store.add_outcomes(session, job.id, [_outcome(p) for p in plans])
+                        store.add_outcomes(session, stored)
                         store.jobs.progress(session, job.id, context.owner, done=done, total=len(rows),
                                             checkpoint={"batch": number + 1, "held": True})
                 await store.db.run(commit)
@@ -376,13 +378,6 @@ class Handlers:
 
 def _file_warnings(parsed: ParsedFile) -> list[str]:
     return [w.message for w in parsed.file_warnings] + list(parsed.notes)
-
-
-def _outcome(plan: RowPlan) -> Outcome:
-    return Outcome(row_number=plan.row_number, action=plan.action, username=plan.username,
-                   new_student_ids=tuple(plan.new_student_ids),
-                   problems=tuple((c, col, m) for c, col, m, _w in plan.problems),
-                   invitation_queued=plan.invitation)
 
 
 def undo_deadline_passed(ended_at: Any) -> bool:
