@@ -15,6 +15,7 @@ from plumbing.waiting import wait_for_either
 from portal.accounts.v1 import accounts_pb2_grpc
 from portal.imports.v1 import imports_pb2_grpc
 from services.imports.alerts import compose
+from services.imports.files.worker import prepare_workers
 from services.imports.handlers import Handlers, rows_key
 from services.imports.reading import limits_from_settings
 from services.imports.runs import TRIAL_RUN_DAYS, ImportsDomain
@@ -35,7 +36,10 @@ async def setup(runtime: Runtime) -> None:
     handlers = Handlers(store, blobs, accounts, alerts, batch_rows=settings.import_batch_rows)
     runner = JobRunner(store.jobs, {"trial_run": handlers.trial_run, "upload": handlers.upload,
                                     "undo": handlers.undo})
-    domain = ImportsDomain(store, blobs, accounts, limits_from_settings(settings), runner, handlers.keep_fresh)
+    limits = limits_from_settings(settings)
+    domain = ImportsDomain(store, blobs, accounts, limits, runner, handlers.keep_fresh)
+    # The file readers' fork server starts with the service, not with the first file.
+    await asyncio.to_thread(prepare_workers, limits)
     imports_pb2_grpc.add_ImportsServiceServicer_to_server(ImportsServicer(domain, settings.school_name), runtime.server)
 
     async def run_jobs() -> None:

@@ -104,6 +104,17 @@ def _death_message(exitcode: int | None, timed_out: bool, limits: Limits) -> str
     return _CRASHED
 
 
+def prepare_workers(limits: Limits | None = None) -> None:
+    """Start the fork server now, so that the first file read after the service starts does not wait for it
+    (and for the modules it preloads). Blocking: call it from a thread."""
+    limits = limits or Limits()
+    if limits.worker_start_method == "forkserver":
+        _context(limits.worker_start_method)
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 def _context(method: str) -> multiprocessing.context.BaseContext:
     if method == "forkserver":
         # Preloading the main module (guarded by `if __name__ == "__main__"`, as multiprocessing requires) spares
