@@ -74,9 +74,7 @@ def _end_with(service_pid: int) -> None:
     while True:
         try:
             os.kill(service_pid, 0)
-        except ProcessLookupError:
-            os._exit(0)
-        except PermissionError:  # a new process with that number, of another user: the service is gone
+        except (ProcessLookupError, PermissionError):  # gone (or its number reused by another user's process)
             os._exit(0)
         time.sleep(SERVICE_CHECK_SECONDS)
 
