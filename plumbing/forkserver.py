@@ -21,9 +21,9 @@ def forkserver_context(preload: Iterable[str]) -> BaseContext:
     """The fork server's context, with `preload` added to the modules it loads when it starts."""
     context = multiprocessing.get_context("forkserver")
     with _lock:
-        wanted = _preload | set(preload)
-        if wanted != _preload:
-            _preload.update(wanted)
+        added = set(preload) - _preload
+        if added:
+            _preload.update(added)
             # "__main__" first: the service's entry module, as multiprocessing expects it.
             context.set_forkserver_preload(sorted(_preload, key=lambda name: (name != "__main__", name)))
     return context

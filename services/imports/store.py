@@ -29,17 +29,15 @@ class Problem:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class StoredOutcome:
+    """What an upload did with one row, as `outcome_rows` stored it."""
+
     row_number: int
     action: str
     username: str = ""
     new_student_ids: tuple[str, ...] = ()
     problems: tuple[tuple[str, str, str], ...] = ()
     invitation_queued: bool = False
-
-
-@dataclass(frozen=True)
-class StoredOutcome(Outcome):
     id: int = 0
     undone: bool = False
 
