@@ -116,8 +116,8 @@ class Settings(BaseSettings):
     import_max_columns: int = Field(default=100, ge=1)
     import_batch_rows: int = Field(default=2000, ge=1, le=5000)  # the accounts service takes 5,000 rows a batch at most
     job_lease_seconds: float = Field(default=30.0, ge=1.0, le=600.0)
-    # Worker processes of the accounts service, hashing passwords and planning trial-run batches (read there as
-    # PORTAL_HASH_WORKERS); unset: one per CPU.
+    # Worker processes of the accounts service, hashing passwords, planning trial-run batches and applying upload
+    # batches (read there as PORTAL_HASH_WORKERS); unset: one per CPU.
     hash_workers: int | None = Field(default=None, ge=1, le=256)
     # Generation of parent accounts from the roster (services/accounts/generation*.py).
     # After roster imports: generate for guardians new to the roster (all contacts, primary contacts only, or off).

@@ -70,10 +70,9 @@ def enqueue_email(
                                          school=school)])
 
 
-def enqueue_emails(session: Session, table: Table, emails: list[dict[str, Any]]) -> int:
-    """Bulk form of `enqueue_email`; returns how many new rows were written."""
-    if not emails:
-        return 0
+def outbox_rows(emails: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The outbox rows of emails (one per key; a key given twice is queued once), ready for `enqueue_rows`. Pure,
+    so a bulk job can build them before it opens its transaction."""
     for email in emails:
         if email["template"] not in TEMPLATES:
             raise ValueError(f"unknown email template {email['template']!r}")
@@ -88,7 +87,18 @@ def enqueue_emails(session: Session, table: Table, emails: list[dict[str, Any]])
             "data": _data_json(dict(email["data"])), "job_id": email.get("job_id", ""),
             "school": email.get("school", ""), "created_at": now, "attempts": 0, "last_error": "",
         })
-    return insert_many(session, table, rows, ignore_duplicates=True)  # a key already queued is left as it is
+    return rows
+
+
+def enqueue_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> int:
+    """Queue outbox rows made by `outbox_rows`; returns how many new rows were written (a key already queued is
+    left as it is)."""
+    return insert_many(session, table, rows, ignore_duplicates=True) if rows else 0
+
+
+def enqueue_emails(session: Session, table: Table, emails: list[dict[str, Any]]) -> int:
+    """Bulk form of `enqueue_email`; returns how many new rows were written."""
+    return enqueue_rows(session, table, outbox_rows(emails))
 
 
 def pending_count(session: Session, table: Table) -> int:

@@ -6,8 +6,9 @@ then does its database work in one transaction through `Mutations` (idempotency 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,8 +16,16 @@ from sqlalchemy.orm import Session
 from plumbing import status_codes as sc
 from plumbing.db import Database
 from plumbing.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from plumbing.gcpause import paused_gc
 from services.accounts import paging, planning, rules
+from services.accounts.batches import (
+    BatchApplier,
+    Planned,
+    account_columns,
+    check_batch_size,
+    plan_batch,
+    prepare_batch,
+    read_plan,
+)
 from services.accounts.domain import (
     DEFAULT_ROLES,
     Account,
@@ -40,10 +49,13 @@ from services.accounts.hashing import PasswordHashing
 from services.accounts.mutations import Audit, Mutations, account_or_404, account_target
 from services.accounts.notices import AccountChange, change_notices
 from services.accounts.policy_store import effective_for_accounts, load_book, student_schools
-from services.accounts.setpassword import LinkSettings, LinkTarget, issue_links
+from services.accounts.setpassword import (
+    LinkSettings,
+    LinkTarget,
+    issue_links,
+)
 from services.accounts.store import AccountStore, UsernameTaken, new_id
 
-MAX_BATCH_ROWS = 5000
 # Fields UpdateAccount may change (AIP-134 update_mask paths).
 UPDATABLE = ("username", "first_name", "last_name", "email", "type", "schools", "role", "must_change_password",
              "status", "two_factor", "contact_id", "password")
@@ -83,18 +95,6 @@ def _check_schools(schools: Sequence[str]) -> tuple[tuple[str, ...], list[Proble
     return tuple(name for name, _ in checked), [problem for _, found in checked for problem in found]
 
 
-def _account_columns(account_id: str, username: str, first_name: str, last_name: str, email: str,
-                     account_type: AccountType, role: str, status: AccountStatus, must_change_password: bool,
-                     two_factor: TwoFactor, password_hash: str | None, contact_id: str, now: Any) -> dict[str, Any]:
-    """A new account's row, with the lower-cased keys the database compares and indexes."""
-    return {
-        "id": account_id, "username": username, "username_key": username.lower(), "first_name": first_name,
-        "last_name": last_name, "last_name_key": last_name.lower(), "email": email, "email_key": email.lower(),
-        "type": account_type.value, "role": role, "status": status.value, "must_change_password": must_change_password,
-        "two_factor": two_factor.value, "password_hash": password_hash, "contact_id": contact_id, "created_at": now,
-        "updated_at": now, "last_sign_in_at": None}
-
-
 @dataclass(frozen=True)
 class _NewAccount:
     """A draft that passed the rules."""
@@ -113,18 +113,10 @@ class _NewAccount:
     contact_id: str
 
 
-def check_batch_size(rows: int) -> None:
-    if rows > MAX_BATCH_ROWS:
-        raise InvalidArgument(f"A batch holds at most {MAX_BATCH_ROWS} rows; this one has {rows}: send it in "
-                              "smaller batches.", [FieldViolation("rows", f"at most {MAX_BATCH_ROWS}")])
-
-
-def plan_batch(db: Database, store: AccountStore, rows: Sequence[AccountRow], send_invitations: bool,
-               links_only: bool = False) -> planning.Plan:
-    """A batch's plan against what the database holds now (a trial run's answer; nothing is written)."""
-    with paused_gc(), db.read() as session:
-        snapshot = store.snapshot(session, planning.lookups_for(rows))
-        return planning.plan_rows(rows, snapshot, send_invitations, links_only)
+# Where a batch to apply goes first when the service can hand it to a worker process (given the time of the
+# change): its answer once the worker has written it, or only its plan when passwords must be hashed first, or None
+# for the service to do it all.
+Applier = Callable[[datetime], Awaitable[BatchResult | Planned | None]]
 
 
 class Directory:
@@ -137,6 +129,7 @@ class Directory:
         self.links = links
         self.clock = clock
         self.emails_queued = emails_queued
+        self.batches = BatchApplier(store, mutations, links, hashing.hash_blocking)
 
     # Reading ----------------------------------------------------------------------------------------------------
 
@@ -268,7 +261,7 @@ class Directory:
                 invite: bool) -> Account:
         contact_id = self._resolve_new(session, new)
         account_id = new_id()
-        self.store.insert_accounts(session, [_account_columns(
+        self.store.insert_accounts(session, [account_columns(
             account_id, new.username, new.first_name, new.last_name, new.email, new.type, new.role, new.status,
             new.must_change_password, new.two_factor, password_hash, contact_id, audit.now)])
         self.store.add_schools(session, [(account_id, s) for s in new.schools])
@@ -540,84 +533,8 @@ class Directory:
     def plan(self, rows: Sequence[AccountRow], send_invitations: bool, links_only: bool = False) -> planning.Plan:
         return plan_batch(self.db, self.store, rows, send_invitations, links_only)
 
-    def _apply(self, session: Session, audit: Audit, rows: Sequence[AccountRow], send_invitations: bool,
-               job_id: str, hashes: Mapping[int, str], links_only: bool = False) -> BatchResult:
-        """Plan again inside the write transaction and apply that plan, set-based."""
-        snapshot = self.store.snapshot(session, planning.lookups_for(rows))
-        plan = planning.plan_rows(rows, snapshot, send_invitations, links_only)
-        passwords = {r.row_number: r.password for r in rows if r.password}
-        missing = sorted(plan.password_rows - set(hashes))
-        if missing:
-            # The database changed since the first plan (rare): hash the few passwords it now needs.
-            hashes = {**hashes, **dict(zip(missing, self.hashing.hash_blocking([passwords[n] for n in missing]),
-                                           strict=True))}
-        now = audit.now
-        new_rows, school_pairs, link_pairs, invite = [], [], [], []
-        invited_schools: dict[str, set[str]] = {}  # an invitation's lifetime follows its account's schools
-        for create in plan.creates:
-            account_id = new_id()
-            new_rows.append(_account_columns(
-                account_id, create.username, create.first_name, create.last_name, create.email, create.type,
-                DEFAULT_ROLES[create.type], create.status, create.must_change_password, TwoFactor.OFF,
-                hashes[create.password_row] if create.password_row is not None else None, create.contact_id, now))
-            school_pairs += [(account_id, s) for s in create.schools]
-            link_pairs += [(account_id, s) for s in create.student_ids]
-            if create.invite:
-                invite.append(LinkTarget(account_id, create.username, create.first_name, create.email,
-                                         next(iter(create.schools), "")))
-                invited_schools[account_id] = {*create.schools, *(snapshot.student_schools.get(s, "")
-                                                                  for s in create.student_ids)} - {""}
-            audit.record("account.create", account_target(create.username), row=create.row_number, job_id=job_id,
-                         username=create.username, type=create.type.value, email=create.email,
-                         status=create.status.value, schools=list(create.schools), student_ids=list(create.student_ids),
-                         contact_id=create.contact_id, password_set=create.password_row is not None,
-                         invitation=create.invite)
-        updates, password_changed = [], []
-        for change in plan.updates:
-            values: dict[str, Any] = {k: getattr(v, "value", v) for k, v in change.changes.items()}
-            if "email" in values:
-                values["email_key"] = str(values["email"]).lower()
-            if "last_name" in values:
-                values["last_name_key"] = str(values["last_name"]).lower()
-            if change.password_row is not None:
-                values["password_hash"] = hashes[change.password_row]
-                password_changed.append(change.account_id)
-            updates.append({"id": change.account_id, **values, "updated_at": now})
-            school_pairs += [(change.account_id, s) for s in change.new_schools]
-            link_pairs += [(change.account_id, s) for s in change.new_student_ids]
-            detail: dict[str, Any] = {"row": change.row_number, "job_id": job_id}
-            if change.changes or change.password_row is not None or change.new_schools:
-                after = {k: getattr(v, "value", v) for k, v in change.changes.items()}
-                if change.password_row is not None:
-                    after["password"] = "changed"
-                if change.new_schools:
-                    after["schools_added"] = list(change.new_schools)
-                audit.record("account.update", account_target(change.username), **detail,
-                             before={k: getattr(v, "value", v) for k, v in change.before.items()}, after=after)
-            if change.new_student_ids:
-                audit.record("account.link", account_target(change.username), **detail,
-                             added=list(change.new_student_ids))
-        self.store.insert_accounts(session, new_rows)
-        self.store.update_accounts(session, updates)
-        self.store.revoke_tokens(session, password_changed, None, now)
-        self.store.add_schools(session, school_pairs)
-        self.store.add_links(session, link_pairs, now, snapshot)
-        if invite:
-            issue_links(self.store, session, self.links, invite, TokenPurpose.INVITATION, now, True, job_id=job_id,
-                        policies=snapshot.policies.for_accounts(invited_schools), new_accounts=True)
-        return BatchResult(plan.results)
-
-    def _apply_batch(self, call: Call, rows: Sequence[AccountRow], send_invitations: bool, job_id: str,
-                     hashes: Mapping[int, str], links_only: bool) -> BatchResult:
-        # The whole write (plan, row dicts, audit events, the stored reply) makes tens of thousands of objects and
-        # no cycles: the collector is held until it commits.
-        with paused_gc():
-            return self.mutations.run(
-                call, "BatchApplyAccountRows", BatchResult,
-                lambda session, audit: self._apply(session, audit, rows, send_invitations, job_id, hashes, links_only))
-
     async def apply_rows(self, call: Call, rows: Sequence[AccountRow], validate_only: bool, send_invitations: bool,
-                         job_id: str, links_only: bool = False) -> BatchResult:
+                         job_id: str, links_only: bool = False, elsewhere: Applier | None = None) -> BatchResult:
         check_batch_size(len(rows))
         if validate_only:
             plan = await self.db.run(self.plan, rows, send_invitations, links_only)
@@ -625,18 +542,27 @@ class Directory:
         stored = await self.db.run(self.mutations.replay, call, "BatchApplyAccountRows", BatchResult)
         if stored is not None:
             return stored.value
-        by_number = {r.row_number: r.password for r in rows if r.password and not links_only}
+        # A worker process plans, prepares and writes the batch when it can (`elsewhere`), so that the service's
+        # own core is not the limit of an upload; otherwise the batch is planned and its writes are built here,
+        # before the write transaction, which checks that the plan still holds.
+        now = self.clock()
+        found = await elsewhere(now) if elsewhere is not None else None
+        if isinstance(found, BatchResult):
+            if any(r.invitation_queued for r in found.results):
+                self.emails_queued()
+            return found
+        planned = found or await self.db.run(read_plan, self.db, self.store, rows, send_invitations, links_only)
         hashes: dict[int, str] = {}
-        if by_number:
+        if wanted := sorted(planned.plan.password_rows):
             # Hash, outside the write transaction, only the passwords the plan will set (a row with an error is
-            # never hashed). A batch without passwords needs no plan before the one inside the transaction.
-            plan = await self.db.run(self.plan, rows, send_invitations, links_only)
-            wanted = sorted(plan.password_rows)
+            # never hashed).
+            by_number = {r.row_number: r.password for r in rows if r.password}
             hashes = dict(zip(wanted, await self.hashing.hash_many([by_number[n] for n in wanted]), strict=True))
+        prepared = await self.db.run(prepare_batch, self.links, call, now, planned, hashes, job_id)
         for _attempt in range(3):
             try:
-                result = await self.db.run(self._apply_batch, call, rows, send_invitations, job_id, hashes,
-                                           links_only)
+                result = await self.db.run(self.batches.apply, call, rows, send_invitations, job_id, hashes,
+                                           links_only, prepared)
             except UsernameTaken:
                 # Another writer created one of these usernames after the plan (PostgreSQL): plan again.
                 continue

@@ -33,7 +33,7 @@ from plumbing.errors import FailedPrecondition, FieldViolation, InvalidArgument,
 from plumbing.gcpause import paused_gc
 from plumbing.jobs import FAILED, SUCCEEDED, AlertContent, AlertFile, JobContext, JobRecord, new_job_id
 from services.accounts import generation_rules as gr
-from services.accounts.directory import _account_columns
+from services.accounts.batches import account_columns
 from services.accounts.domain import (
     DEFAULT_ROLES,
     AccountStatus,
@@ -345,7 +345,7 @@ class Generation(Operations):
                 conflicts.append([username, f"Not created: {why} during the run. Plan again."])
                 continue
             account_id = new_id()
-            rows.append(_account_columns(
+            rows.append(account_columns(
                 account_id, username, first_name, last_name, email, AccountType.GUARDIAN,
                 DEFAULT_ROLES[AccountType.GUARDIAN], AccountStatus.INVITED, False, TwoFactor.OFF, None, contact_id,
                 audit.now))

@@ -88,24 +88,27 @@ class Mutations:
             found = self.store.find_reply(session, call.request_id)
         return self._decode(call, method, kind, found) if found else None
 
-    def run(self, call: Call, method: str, kind: type[R], work: Callable[[Session, Audit], R]) -> R:
-        """Do `work` in one transaction with its audit events and idempotency record, or replay the first answer."""
+    def run(self, call: Call, method: str, kind: type[R], work: Callable[[Session, Audit], R],
+            now: datetime | None = None, encode: Callable[[R], str] = codec.dump) -> R:
+        """Do `work` in one transaction with its audit events and idempotency record, or replay the first answer.
+        Work prepared before the transaction passes the time it was prepared for (`now`), and may pass its answer
+        already encoded for the record (`encode`)."""
         for _attempt in range(ATTEMPTS):
             try:
                 with self.db.transaction() as session:
-                    now = self.clock()
+                    at = now or self.clock()
                     if call.request_id:
                         found = self.store.find_reply(session, call.request_id)
                         if found is not None:
                             stored = self._decode(call, method, kind, found)
                             if stored is not None:
                                 return stored.value
-                        self.store.claim_request(session, call.request_id, method, now)
-                    audit = Audit(call, now)
+                        self.store.claim_request(session, call.request_id, method, at)
+                    audit = Audit(call, at)
                     result = work(session, audit)
                     self.store.add_audit(session, audit.events)
                     if call.request_id:
-                        self.store.save_reply(session, call.request_id, codec.dump(result))
+                        self.store.save_reply(session, call.request_id, encode(result))
                     return result
             except RequestClaimed:
                 continue

@@ -1,4 +1,4 @@
-"""Trial-run batches planned in the service's worker processes, so that a large file is planned on every core.
+"""Batches of account rows planned in the service's worker processes, so that a large file is planned on every core.
 
 Planning a batch (reading the snapshot of what its rows mention, then the rules row by row) is processor-bound
 Python: in the service process, every batch of a 100,000-row file queues for one core. A validate-only batch sent
@@ -7,20 +7,31 @@ passwords (they idle during a trial run; there is one per CPU), which opens its 
 and answers with the serialized result columns. The service process only checks the batch's shape and passes
 bytes along. Small batches, and a database only this process can see (SQLite in memory), are planned in the service
 as before; so is a batch whose worker fails, so a trial run never fails for want of a worker.
+
+An upload's batch goes to a worker the same way, and the worker does all of it (see `services.accounts.batches`):
+it plans the batch, builds everything its transaction writes (rows, tokens, outbox emails, audit events, the
+answer), then takes its turn to write (`Database.transaction`), checks that what the plan read is unchanged and
+writes. The service only passes bytes and the answer along, so its one core is not the limit of an upload. When the
+plan sets passwords, the worker hands back only the plan: the passwords are hashed across every worker, as always,
+and the service builds and writes the batch.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from sqlalchemy.engine import make_url
 
 from plumbing.db import Database
 from plumbing.gcpause import paused_gc
 from portal.accounts.v1 import accounts_pb2 as pb
-from services.accounts.directory import check_batch_size, plan_batch
+from services.accounts.batches import BatchApplier, Planned, check_batch_size, plan_batch, prepare_batch, read_plan
+from services.accounts.domain import BatchResult, Call
 from services.accounts.hashing import PasswordHashing
+from services.accounts.mutations import Mutations
 from services.accounts.row_columns import column_rows, result_columns, rows_from_columns
+from services.accounts.setpassword import LinkSettings
 from services.accounts.store import AccountStore
 
 log = logging.getLogger("portal.accounts")
@@ -30,17 +41,50 @@ MIN_ROWS = 200
 _opened: dict[str, Database] = {}
 
 
-def plan_serialized(url: str, request: bytes) -> bytes:
-    """In a worker process: a serialized validate-only BatchApplyAccountRowsRequest (rows as columns) planned, and
-    its serialized answer."""
+def _database(url: str) -> Database:
     db = _opened.get(url)
     if db is None:
         db = _opened[url] = Database(url, "accounts", pool_size=1)
+    return db
+
+
+def plan_serialized(url: str, request: bytes) -> bytes:
+    """In a worker process: a serialized validate-only BatchApplyAccountRowsRequest (rows as columns) planned, and
+    its serialized answer."""
+    db = _database(url)
     with paused_gc():
         message = pb.BatchApplyAccountRowsRequest.FromString(request)
         rows = rows_from_columns(message.columns)
         plan = plan_batch(db, AccountStore(), rows, message.send_invitations, message.links_only)
         return pb.BatchApplyAccountRowsResponse(columns=result_columns(plan.results)).SerializeToString()
+
+
+def apply_serialized(url: str, links: LinkSettings, call: Call, now: datetime,
+                     request: bytes) -> BatchResult | Planned | None:
+    """In a worker process: a serialized BatchApplyAccountRowsRequest to apply (rows as columns) planned, its
+    writes prepared for the time of the change, and written in a transaction of its own; its answer. Only the plan
+    when it sets passwords (hashed by the service across every worker); None when the service should apply the
+    batch itself (a username taken meanwhile, a new plan that needs a password hashed, any failure: the service
+    applies it again, or answers from the record a transaction that committed left)."""
+    db = _database(url)
+    store = AccountStore()
+    try:
+        with paused_gc():
+            message = pb.BatchApplyAccountRowsRequest.FromString(request)
+            rows = rows_from_columns(message.columns)
+            planned = read_plan(db, store, rows, message.send_invitations, message.links_only)
+            if planned.plan.password_rows:
+                return planned
+            prepared = prepare_batch(links, call, now, planned, {}, message.job_id)
+        applier = BatchApplier(store, Mutations(db, store, lambda: now), links, _no_hashing)
+        return applier.apply(call, rows, message.send_invitations, message.job_id, {}, message.links_only, prepared)
+    except Exception:
+        log.warning("a worker process could not apply a batch of rows; the service applies it", exc_info=True)
+        return None
+
+
+def _no_hashing(passwords: list[str]) -> list[str]:
+    raise RuntimeError("a plan made in the transaction needs passwords hashed: the service applies this batch")
 
 
 def shared_with_workers(url: str) -> bool:
@@ -69,3 +113,20 @@ class PlanWorkers:
                         exc_info=True)
             return None
         return pb.BatchApplyAccountRowsResponse.FromString(answer)
+
+    async def apply(self, request: pb.BatchApplyAccountRowsRequest, links: LinkSettings, call: Call,
+                    now: datetime) -> BatchResult | Planned | None:
+        """A batch to apply, applied by a worker (or only planned, when it sets passwords); None when the service
+        should apply it itself (see `Directory.apply_rows`)."""
+        rows = column_rows(request.columns)
+        if not self.enabled or rows < MIN_ROWS:
+            return None
+        try:
+            found = await self.hashing.run(apply_serialized, self.url, links, call, now, request.SerializeToString())
+        except Exception:  # a worker that died: the service applies the batch itself
+            log.warning("a worker process could not apply a batch of %d rows; applying it in the service", rows,
+                        exc_info=True)
+            return None
+        if found is None:  # the worker said why in its own log
+            log.warning("a worker process handed back a batch of %d rows; applying it in the service", rows)
+        return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import grpc
@@ -301,8 +302,11 @@ class AccountsServicer(ResetsServicer, GenerationServicer, CareServicer, account
                 return planned
         with paused_gc():  # thousands of rows each way: the collector would sweep them again and again
             rows = rows_from_columns(request.columns) if columnar else [_row(r) for r in request.rows]
-        batch = await self.directory.apply_rows(_call(request.request_id), rows, request.validate_only,
-                                                request.send_invitations, request.job_id, request.links_only)
+        call = _call(request.request_id)
+        elsewhere = (partial(self.planners.apply, request, self.directory.links, call)
+                     if columnar and self.planners is not None else None)
+        batch = await self.directory.apply_rows(call, rows, request.validate_only, request.send_invitations,
+                                                request.job_id, request.links_only, elsewhere)
         with paused_gc():
             if columnar:
                 return pb.BatchApplyAccountRowsResponse(columns=result_columns(batch.results))

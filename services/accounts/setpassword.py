@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from plumbing.db import Database
 from plumbing.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from plumbing.outbox import outbox_rows
 from plumbing.status_codes import E_REQUIRED
 from services.accounts import credentials, rules
 from services.accounts.domain import (
@@ -60,23 +62,25 @@ def link_email_key(purpose: TokenPurpose, token_id: str) -> str:
     return f"accounts-{purpose.value}-{token_id}"
 
 
-def issue_links(store: AccountStore, session: Session, links: LinkSettings, targets: Sequence[LinkTarget],
-                purpose: TokenPurpose, now: datetime, send_email: bool, job_id: str = "",
-                raw_tokens: Sequence[str] = (), policies: Mapping[str, Effective] | None = None,
-                new_accounts: bool = False) -> datetime:
-    """New tokens for the targets (revoking their older unused ones of this purpose), with their emails queued
-    when asked. The raw tokens are the given ones, or random. An invitation lives as long as the policy of the
-    account's schools says (invite_expiry_days): `policies` by account id when the caller knows them, else read.
-    `new_accounts`: the targets were created in this transaction, so they have no older tokens to revoke.
-    Returns the expiry (the latest, for several targets)."""
-    lifetimes: dict[str, timedelta] = {}
-    if purpose == TokenPurpose.INVITATION:
-        if policies is None:
-            policies = effective_for_accounts(session, [t.account_id for t in targets])
-        lifetimes = {account_id: timedelta(days=p.invite_expiry_days) for account_id, p in policies.items()}
+@dataclass
+class NewLinks:
+    """Tokens and the outbox rows of their emails, made before the transaction that stores them."""
+
+    tokens: list[dict[str, Any]]
+    emails: list[dict[str, Any]]
+    latest: datetime  # the latest expiry among them
+
+
+def invitation_lifetimes(policies: Mapping[str, Effective]) -> dict[str, timedelta]:
+    """How long each account's invitation lives, by account id, from its schools' policy (invite_expiry_days)."""
+    return {account_id: timedelta(days=p.invite_expiry_days) for account_id, p in policies.items()}
+
+
+def new_links(links: LinkSettings, targets: Sequence[LinkTarget], purpose: TokenPurpose, now: datetime,
+              send_email: bool, lifetimes: Mapping[str, timedelta], job_id: str = "",
+              raw_tokens: Sequence[str] = ()) -> NewLinks:
+    """New tokens for the targets (the given raw tokens, or random ones), with their emails when asked. Pure."""
     latest = now
-    if not new_accounts:
-        store.revoke_tokens(session, [t.account_id for t in targets], purpose, now)
     rows, emails = [], []
     expiries: dict[timedelta, tuple[datetime, str]] = {}  # a batch has a handful of lifetimes: one expiry each
     for index, target in enumerate(targets):
@@ -97,9 +101,33 @@ def issue_links(store: AccountStore, session: Session, links: LinkSettings, targ
                          "link": f"{links.public_url}/set-password?token={raw}",
                          "expire_time": expire_text, "school_name": links.school_name},
             })
-    store.insert_tokens(session, rows)
-    store.enqueue_emails(session, emails)
-    return latest
+    return NewLinks(rows, outbox_rows(emails), latest)
+
+
+def store_links(store: AccountStore, session: Session, made: NewLinks) -> None:
+    store.insert_tokens(session, made.tokens)
+    store.enqueue_outbox_rows(session, made.emails)
+
+
+def issue_links(store: AccountStore, session: Session, links: LinkSettings, targets: Sequence[LinkTarget],
+                purpose: TokenPurpose, now: datetime, send_email: bool, job_id: str = "",
+                raw_tokens: Sequence[str] = (), policies: Mapping[str, Effective] | None = None,
+                new_accounts: bool = False) -> datetime:
+    """New tokens for the targets (revoking their older unused ones of this purpose), with their emails queued
+    when asked. The raw tokens are the given ones, or random. An invitation lives as long as the policy of the
+    account's schools says (invite_expiry_days): `policies` by account id when the caller knows them, else read.
+    `new_accounts`: the targets were created in this transaction, so they have no older tokens to revoke.
+    Returns the expiry (the latest, for several targets)."""
+    lifetimes: dict[str, timedelta] = {}
+    if purpose == TokenPurpose.INVITATION:
+        if policies is None:
+            policies = effective_for_accounts(session, [t.account_id for t in targets])
+        lifetimes = invitation_lifetimes(policies)
+    if not new_accounts:
+        store.revoke_tokens(session, [t.account_id for t in targets], purpose, now)
+    made = new_links(links, targets, purpose, now, send_email, lifetimes, job_id, raw_tokens)
+    store_links(store, session, made)
+    return made.latest
 
 
 def _state(token: TokenRecord | None, now: datetime) -> TokenState:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from plumbing.bulk import Lookup, insert_many
-from plumbing.outbox import enqueue_emails
+from plumbing.outbox import enqueue_emails, enqueue_rows
 from services.accounts import rules
 from services.accounts.domain import (
     Account,
@@ -250,6 +250,10 @@ class AccountStore:
 
     def enqueue_emails(self, session: Session, emails: list[dict[str, Any]]) -> int:
         return enqueue_emails(session, accounts_outbox, emails)
+
+    def enqueue_outbox_rows(self, session: Session, rows: list[dict[str, Any]]) -> int:
+        """Rows made beforehand by `plumbing.outbox.outbox_rows`."""
+        return enqueue_rows(session, accounts_outbox, rows)
 
     # Accounts: reading ------------------------------------------------------------------------------------------
 

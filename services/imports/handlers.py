@@ -30,6 +30,7 @@ from services.imports.reading import (
     parsed_from_json,
     sheet_rows,
     without_cells,
+    without_table,
 )
 from services.imports.store import ImportsStore, Problem, outcome_rows
 
@@ -42,6 +43,8 @@ PROGRESS_SECONDS = 0.5
 ROSTER_KINDS = ("roster", "oneroster")
 UNDO_DAYS = 14
 FRESH_FILES = 2
+# How long a trial run's file stays in memory for the upload that usually follows it within minutes.
+KEPT_FOR_UPLOAD_SECONDS = 15 * 60
 
 
 def rows_key(job_id: str) -> str:
@@ -59,14 +62,26 @@ class Handlers:
     accounts: Any  # AccountsServiceStub
     alerts: JobAlertRelay | None = None
     batch_rows: int = 2000
-    # Files this process has just read, by trial-run job id, so the trial run does not read its stored rows back;
-    # a job that another replica runs (or a restart) reads the stored rows instead. A few at most, taken once.
+    # Files this process has just read, by trial-run job id, so the trial run does not read its stored rows back,
+    # nor its upload soon after (keep_for_upload); a job that another replica runs (or a restart) reads the stored
+    # rows instead. A few at most, each taken once.
     fresh: OrderedDict[str, ParsedFile] = field(default_factory=OrderedDict)
 
     def keep_fresh(self, job_id: str, parsed: ParsedFile) -> None:
         self.fresh[job_id] = parsed
         while len(self.fresh) > FRESH_FILES:
             self.fresh.popitem(last=False)
+
+    def keep_for_upload(self, job_id: str, parsed: ParsedFile) -> None:
+        """After a trial run, its file without the cells (its typed rows) stays in memory for a while, so that its
+        upload starts sending batches at once instead of reading the stored rows and checking them again."""
+        kept = without_table(parsed)
+        self.keep_fresh(job_id, kept)
+
+        def forget() -> None:
+            if self.fresh.get(job_id) is kept:
+                del self.fresh[job_id]
+        asyncio.get_running_loop().call_later(KEPT_FOR_UPLOAD_SECONDS, forget)
 
     def _act_as(self, context: JobContext) -> None:
         set_call_context(context.job.actor, context.job.id, None)
@@ -188,6 +203,7 @@ class Handlers:
                                   result={"counts": counts, "file_warnings": _file_warnings(parsed),
                                           "files": ["annotated"]},
                                   attributes={k: str(v) for k, v in counts.items()})
+        self.keep_for_upload(job.id, parsed)  # before the job ends: its upload may be started the moment it does
         await store.db.run(finish)
         if self.alerts:
             self.alerts.poke()

@@ -80,6 +80,12 @@ def _values(kind: str, row: object) -> dict[str, str]:
             if key not in ("row_number", "given")}
 
 
+def without_table(parsed: ParsedFile) -> ParsedFile:
+    """The file without the cells of its table, but with its typed rows: all an upload needs of it (`sheet_rows`,
+    then `without_cells`)."""
+    return replace(parsed, table=replace(parsed.table, rows=[]))
+
+
 def without_cells(parsed: ParsedFile) -> ParsedFile:
     """The file's kind, columns and warnings without its cells and typed rows: what a job still needs once it has
     its `sheet_rows` (the cells of 100,000 rows are a hundred megabytes)."""

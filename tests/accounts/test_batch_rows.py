@@ -12,10 +12,11 @@ from sqlalchemy import func, select
 
 from plumbing.db import Database
 from portal.accounts.v1 import accounts_pb2 as pb
+from services.accounts.batches import prepare_batch, read_plan
 from services.accounts.directory import Directory
 from services.accounts.domain import AccountRow, Call, RowAction
 from services.accounts.hashing import PasswordHashing
-from services.accounts.models import AccountRecord, SetPasswordTokenRecord, accounts_outbox
+from services.accounts.models import AccountRecord, AuditEventRecord, SetPasswordTokenRecord, accounts_outbox
 from services.accounts.mutations import Audit, Mutations
 from services.accounts.plan_workers import MIN_ROWS as PLANNED_IN_WORKERS
 from services.accounts.setpassword import LinkSettings
@@ -151,7 +152,8 @@ async def test_invitation_emails_are_written_in_the_accounts_transaction(account
     with directory_on(database, settings, clock) as directory:
         with pytest.raises(RuntimeError, match="before the commit"):
             with database.transaction() as session:
-                result = directory._apply(session, Audit(Call("U1", "Test"), clock()), rows, True, "", {})
+                audit = Audit(Call("U1", "Test"), clock())
+                result = directory.batches.plan_and_write(session, audit, rows, True, "", {})
                 assert result.results[0].invitation_queued
                 assert session.scalar(select(func.count()).select_from(accounts_outbox)) == 1
                 assert session.scalar(select(func.count()).select_from(AccountRecord)) == 1
@@ -166,7 +168,7 @@ async def test_applying_hashes_the_passwords_a_changed_plan_needs(accounts, data
     the transaction needs another one (the database changed in between), it is hashed there."""
     rows = [AccountRow(2, "late0002", "Ann", "Lee", "ann@example.org", password="Tr4vel-Gecko")]
     with directory_on(database, settings, clock) as directory, database.transaction() as session:
-        result = directory._apply(session, Audit(Call("U1", "Test"), clock()), rows, False, "", {})
+        result = directory.batches.plan_and_write(session, Audit(Call("U1", "Test"), clock()), rows, False, "", {})
     assert result.results[0].action == RowAction.CREATE
     signed = await accounts.Authenticate(pb.AuthenticateRequest(username="late0002", password="Tr4vel-Gecko"))
     assert signed.outcome == pb.AUTHENTICATE_OUTCOME_OK
@@ -411,3 +413,59 @@ async def test_a_large_trial_batch_is_planned_in_a_worker_process_with_the_same_
     assert pb.RowAction.Name(by_row[101].action) == "ROW_ACTION_CREATE" and by_row[101].invitation_queued
     assert [p.code for p in by_row[103].problems] == ["E_STUDENT_UNKNOWN"]
     assert [p.code for p in by_row[900].problems] == ["E_DUPLICATE_CONFLICT"]
+
+
+async def test_a_large_upload_batch_is_applied_in_a_worker_process_exactly_as_planned(accounts, database,
+                                                                                       caplog) -> None:
+    """An upload's batch of columns is planned, prepared and written by a worker process: the same answers as
+    its trial run, every account, link, invitation and audit event written once, and the answer kept for its
+    request id (sent again, it is answered from the record and nothing new is written)."""
+    await add_students(accounts, "S1", "S2")
+    await create_account(accounts, "family0001", student_ids=["S1"])
+    rows = [row(100 + n, f"family{n:04d}", student_ids=["S1", "S2"] if n % 3 else ["S404"])
+            for n in range(PLANNED_IN_WORKERS)]
+    planned = from_columns((await accounts.BatchApplyAccountRows(pb.BatchApplyAccountRowsRequest(
+        columns=as_columns(rows), validate_only=True, send_invitations=True), metadata=STAFF_CALL)).columns)
+    request = pb.BatchApplyAccountRowsRequest(columns=as_columns(rows), send_invitations=True, job_id="job-7",
+                                              request_id="job-7:batch:0")
+    with caplog.at_level("WARNING", logger="portal.accounts"):
+        applied = from_columns((await accounts.BatchApplyAccountRows(request, metadata=STAFF_CALL)).columns)
+    assert not [r for r in caplog.records if "worker process" in r.getMessage()], "applied in the service instead"
+    assert [(r.row_number, r.action, list(r.new_student_ids)) for r in applied] == [
+        (r.row_number, r.action, list(r.new_student_ids)) for r in planned]
+    by_row = {r.row_number: r for r in applied}
+    assert pb.RowAction.Name(by_row[101].action) == "ROW_ACTION_LINK"  # family0001 existed with S1: S2 added
+    assert pb.RowAction.Name(by_row[102].action) == "ROW_ACTION_CREATE" and by_row[102].invitation_queued
+    assert [p.code for p in by_row[103].problems] == ["E_STUDENT_UNKNOWN"]
+    created = sum(1 for r in applied if pb.RowAction.Name(r.action) == "ROW_ACTION_CREATE")
+
+    def counts() -> tuple[int, ...]:
+        with database.read() as session:
+            return tuple(session.scalar(select(func.count()).select_from(table)) for table in (
+                AccountRecord.__table__, SetPasswordTokenRecord.__table__, accounts_outbox, AuditEventRecord.__table__))
+
+    after = counts()
+    assert after[:3] == (created + 1, created, created)  # the one made before, and one invitation each
+    again = from_columns((await accounts.BatchApplyAccountRows(request, metadata=STAFF_CALL)).columns)
+    assert again == applied and counts() == after
+
+
+async def test_prepared_writes_are_planned_again_when_the_database_changed_meanwhile(accounts, database, settings,
+                                                                                    clock) -> None:
+    """A batch's writes are built before its transaction; if another writer changes what the plan read in the
+    meantime, the transaction plans the batch again instead of writing what no longer holds."""
+    await add_students(accounts, "S1")
+    rows = [AccountRow(2, "late0003", "Ann", "Lee", "ann@example.org", student_ids=("S1",)),
+            AccountRow(3, "late0004", "Bob", "Lee", "bob@example.org", student_ids=("S1",))]
+    call = Call("U1", "Test", "job-8:batch:0")
+    with directory_on(database, settings, clock) as directory:
+        planned = read_plan(database, directory.store, rows, True)
+        prepared = prepare_batch(directory.links, call, clock(), planned, {}, "job-8")
+        assert [r.action for r in prepared.result.results] == [RowAction.CREATE, RowAction.CREATE]
+        await create_account(accounts, "late0003", student_ids=["S1"])  # another writer, after the plan
+        result = directory.batches.apply(call, rows, True, "job-8", {}, False, prepared)
+    assert [r.action for r in result.results] == [RowAction.UPDATE, RowAction.CREATE]  # its names, from the row
+    with database.read() as session:
+        names = session.scalars(select(AccountRecord.username).order_by(AccountRecord.username)).all()
+        tokens = session.scalar(select(func.count()).select_from(SetPasswordTokenRecord.__table__))
+    assert names == ["late0003", "late0004"] and tokens == 1
