@@ -10,7 +10,7 @@ or in one of its worker processes (`plan_workers`), and so does the transaction 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -180,17 +180,23 @@ def prepare_batch(links: LinkSettings, call: Call, now: datetime, planned: Plann
         return PreparedBatch(planned.lookups, writes, audit, result, codec.dump(result))
 
 
-class BatchApplier:
-    """The write transaction of a batch, in the service or in a worker process. `hash_blocking` hashes the
-    passwords a plan made inside the transaction needs and the first plan did not (the database changed in
-    between)."""
+class PasswordsToHash(Exception):
+    """The plan made inside a batch's transaction sets passwords the first plan did not (the database changed in
+    between): the transaction is given up, so that it never waits on the hashing workers, and tried again once
+    they are hashed."""
 
-    def __init__(self, store: AccountStore, mutations: Mutations, links: LinkSettings,
-                 hash_blocking: Callable[[list[str]], list[str]]) -> None:
+    def __init__(self, rows: Sequence[int]) -> None:
+        super().__init__(f"rows {', '.join(map(str, rows))} need their passwords hashed")
+        self.rows = list(rows)
+
+
+class BatchApplier:
+    """The write transaction of a batch, in the service or in a worker process."""
+
+    def __init__(self, store: AccountStore, mutations: Mutations, links: LinkSettings) -> None:
         self.store = store
         self.mutations = mutations
         self.links = links
-        self.hash_blocking = hash_blocking
 
     def write(self, session: Session, writes: BatchWrites, now: datetime) -> None:
         self.store.insert_accounts(session, writes.accounts)
@@ -202,24 +208,20 @@ class BatchApplier:
             store_links(self.store, session, writes.links)
 
     def plan_and_write(self, session: Session, audit: Audit, rows: Sequence[AccountRow], send_invitations: bool,
-               job_id: str, hashes: Mapping[int, str], links_only: bool = False,
-               snapshot: planning.Snapshot | None = None) -> BatchResult:
+                       job_id: str, hashes: Mapping[int, str], links_only: bool = False,
+                       snapshot: planning.Snapshot | None = None) -> BatchResult:
         """Plan inside the write transaction (against the snapshot it has read, or one read now) and apply that
-        plan, set-based."""
+        plan, set-based. PasswordsToHash when the plan sets a password that is not in `hashes`."""
         if snapshot is None:
             snapshot = self.store.snapshot(session, planning.lookups_for(rows))
         plan = planning.plan_rows(rows, snapshot, send_invitations, links_only)
-        passwords = {r.row_number: r.password for r in rows if r.password}
-        missing = sorted(plan.password_rows - set(hashes))
-        if missing:
-            # The database changed since the first plan (rare): hash the few passwords it now needs.
-            hashes = {**hashes, **dict(zip(missing, self.hash_blocking([passwords[n] for n in missing]),
-                                           strict=True))}
+        if missing := sorted(plan.password_rows - set(hashes)):
+            raise PasswordsToHash(missing)
         self.write(session, batch_writes(self.links, plan, snapshot, hashes, job_id, audit), audit.now)
         return BatchResult(plan.results)
 
     def apply(self, call: Call, rows: Sequence[AccountRow], send_invitations: bool, job_id: str,
-                     hashes: Mapping[int, str], links_only: bool, prepared: PreparedBatch) -> BatchResult:
+              hashes: Mapping[int, str], links_only: bool, prepared: PreparedBatch) -> BatchResult:
         """The batch's write transaction. The writes were prepared from a snapshot read before it: when the
         snapshot read inside is the same, they are written as they are; otherwise (another writer changed one of
         the batch's accounts, emails, students or contacts meanwhile) the batch is planned again here."""
@@ -227,7 +229,8 @@ class BatchApplier:
         def work(session: Session, audit: Audit) -> BatchResult:
             snapshot = self.store.snapshot(session, prepared.lookups)
             if snapshot != prepared.writes.snapshot:
-                return self.plan_and_write(session, audit, rows, send_invitations, job_id, hashes, links_only, snapshot)
+                return self.plan_and_write(session, audit, rows, send_invitations, job_id, hashes, links_only,
+                                           snapshot)
             audit.events += prepared.audit.events
             self.write(session, prepared.writes, audit.now)
             return prepared.result

@@ -19,6 +19,7 @@ from plumbing.errors import AlreadyExists, FailedPrecondition, FieldViolation, I
 from services.accounts import paging, planning, rules
 from services.accounts.batches import (
     BatchApplier,
+    PasswordsToHash,
     Planned,
     account_columns,
     check_batch_size,
@@ -129,7 +130,7 @@ class Directory:
         self.links = links
         self.clock = clock
         self.emails_queued = emails_queued
-        self.batches = BatchApplier(store, mutations, links, hashing.hash_blocking)
+        self.batches = BatchApplier(store, mutations, links)
 
     # Reading ----------------------------------------------------------------------------------------------------
 
@@ -552,12 +553,15 @@ class Directory:
                 self.emails_queued()
             return found
         planned = found or await self.db.run(read_plan, self.db, self.store, rows, send_invitations, links_only)
+        passwords = {r.row_number: r.password for r in rows if r.password}
         hashes: dict[int, str] = {}
-        if wanted := sorted(planned.plan.password_rows):
-            # Hash, outside the write transaction, only the passwords the plan will set (a row with an error is
-            # never hashed).
-            by_number = {r.row_number: r.password for r in rows if r.password}
-            hashes = dict(zip(wanted, await self.hashing.hash_many([by_number[n] for n in wanted]), strict=True))
+
+        async def hash_rows(numbers: Sequence[int]) -> None:
+            # Outside the write transaction, only the passwords a plan sets (a row with an error is never hashed).
+            hashes.update(zip(numbers, await self.hashing.hash_many([passwords[n] for n in numbers]), strict=True))
+
+        if planned.plan.password_rows:
+            await hash_rows(sorted(planned.plan.password_rows))
         prepared = await self.db.run(prepare_batch, self.links, call, now, planned, hashes, job_id)
         for _attempt in range(3):
             try:
@@ -565,6 +569,9 @@ class Directory:
                                            links_only, prepared)
             except UsernameTaken:
                 # Another writer created one of these usernames after the plan (PostgreSQL): plan again.
+                continue
+            except PasswordsToHash as needed:
+                await hash_rows(needed.rows)  # the database changed since the plan (rare): then try again
                 continue
             if any(r.invitation_queued for r in result.results):
                 self.emails_queued()

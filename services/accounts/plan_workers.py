@@ -26,13 +26,21 @@ from sqlalchemy.engine import make_url
 from plumbing.db import Database
 from plumbing.gcpause import paused_gc
 from portal.accounts.v1 import accounts_pb2 as pb
-from services.accounts.batches import BatchApplier, Planned, check_batch_size, plan_batch, prepare_batch, read_plan
+from services.accounts.batches import (
+    BatchApplier,
+    PasswordsToHash,
+    Planned,
+    check_batch_size,
+    plan_batch,
+    prepare_batch,
+    read_plan,
+)
 from services.accounts.domain import BatchResult, Call
 from services.accounts.hashing import PasswordHashing
 from services.accounts.mutations import Mutations
 from services.accounts.row_columns import column_rows, result_columns, rows_from_columns
 from services.accounts.setpassword import LinkSettings
-from services.accounts.store import AccountStore
+from services.accounts.store import AccountStore, UsernameTaken
 
 log = logging.getLogger("portal.accounts")
 # Below this many rows a batch is planned faster in the service than its bytes travel to a worker and back.
@@ -64,8 +72,8 @@ def apply_serialized(url: str, links: LinkSettings, call: Call, now: datetime,
     """In a worker process: a serialized BatchApplyAccountRowsRequest to apply (rows as columns) planned, its
     writes prepared for the time of the change, and written in a transaction of its own; its answer. Only the plan
     when it sets passwords (hashed by the service across every worker); None when the service should apply the
-    batch itself (a username taken meanwhile, a new plan that needs a password hashed, any failure: the service
-    applies it again, or answers from the record a transaction that committed left)."""
+    batch itself (a username taken meanwhile, a new plan that sets a password, any failure: the service applies
+    it again, or answers from the record a transaction that committed left)."""
     db = _database(url)
     store = AccountStore()
     try:
@@ -76,15 +84,13 @@ def apply_serialized(url: str, links: LinkSettings, call: Call, now: datetime,
             if planned.plan.password_rows:
                 return planned
             prepared = prepare_batch(links, call, now, planned, {}, message.job_id)
-        applier = BatchApplier(store, Mutations(db, store, lambda: now), links, _no_hashing)
+        applier = BatchApplier(store, Mutations(db, store, lambda: now), links)
         return applier.apply(call, rows, message.send_invitations, message.job_id, {}, message.links_only, prepared)
+    except (UsernameTaken, PasswordsToHash):  # the database changed since the plan, in a way the service handles
+        return None
     except Exception:
         log.warning("a worker process could not apply a batch of rows; the service applies it", exc_info=True)
         return None
-
-
-def _no_hashing(passwords: list[str]) -> list[str]:
-    raise RuntimeError("a plan made in the transaction needs passwords hashed: the service applies this batch")
 
 
 def shared_with_workers(url: str) -> bool:

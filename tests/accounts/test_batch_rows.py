@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from plumbing.db import Database
 from portal.accounts.v1 import accounts_pb2 as pb
-from services.accounts.batches import prepare_batch, read_plan
+from services.accounts.batches import PasswordsToHash, prepare_batch, read_plan
 from services.accounts.directory import Directory
 from services.accounts.domain import AccountRow, Call, RowAction
 from services.accounts.hashing import PasswordHashing
@@ -165,13 +165,28 @@ async def test_invitation_emails_are_written_in_the_accounts_transaction(account
 
 async def test_applying_hashes_the_passwords_a_changed_plan_needs(accounts, database, settings, clock) -> None:
     """Passwords are hashed before the write transaction for the rows the first plan names; if the plan made inside
-    the transaction needs another one (the database changed in between), it is hashed there."""
-    rows = [AccountRow(2, "late0002", "Ann", "Lee", "ann@example.org", password="Tr4vel-Gecko")]
-    with directory_on(database, settings, clock) as directory, database.transaction() as session:
-        result = directory.batches.plan_and_write(session, Audit(Call("U1", "Test"), clock()), rows, False, "", {})
+    the transaction needs another one (the database changed in between), the transaction is given up, that
+    password is hashed outside it, and the batch is applied."""
+    rows = [AccountRow(2, "late0002", "Ann", "Lee", "ann@example.org", password="Tr4vel-Gecko", student_ids=("S9",))]
+    with directory_on(database, settings, clock) as directory:
+        stale = read_plan(database, directory.store, rows, False)  # S9 unknown: an error, no password to hash
+        assert stale.plan.password_rows == frozenset()
+        await add_students(accounts, "S9")
+
+        async def planned_before(now):
+            return stale
+
+        result = await directory.apply_rows(Call("U1", "Test", "late:1"), rows, False, False, "",
+                                            elsewhere=planned_before)
     assert result.results[0].action == RowAction.CREATE
     signed = await accounts.Authenticate(pb.AuthenticateRequest(username="late0002", password="Tr4vel-Gecko"))
     assert signed.outcome == pb.AUTHENTICATE_OUTCOME_OK
+    with directory_on(database, settings, clock) as directory, database.transaction() as session:
+        with pytest.raises(PasswordsToHash) as needed:  # inside a transaction it never waits for the hashing
+            directory.batches.plan_and_write(session, Audit(Call("U1", "Test"), clock()),
+                                             [AccountRow(3, "late0005", "Bo", "Lee", password="Tr4vel-Gecko")],
+                                             False, "", {})
+    assert needed.value.rows == [3]
 
 
 async def test_a_retried_upload_with_the_same_request_id_changes_nothing(accounts, database: Database) -> None:
