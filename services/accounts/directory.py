@@ -2,6 +2,7 @@
 
 Each method checks the rules first (pure), hashes any password in the process pool before opening a transaction,
 then does its database work in one transaction through `Mutations` (idempotency record and audit events with it).
+A batch of rows is planned and written by `services.accounts.batches`, in a worker process when it can be.
 """
 
 from __future__ import annotations
@@ -50,11 +51,7 @@ from services.accounts.hashing import PasswordHashing
 from services.accounts.mutations import Audit, Mutations, account_or_404, account_target
 from services.accounts.notices import AccountChange, change_notices
 from services.accounts.policy_store import effective_for_accounts, load_book, student_schools
-from services.accounts.setpassword import (
-    LinkSettings,
-    LinkTarget,
-    issue_links,
-)
+from services.accounts.setpassword import LinkSettings, LinkTarget, issue_links
 from services.accounts.store import AccountStore, UsernameTaken, new_id
 
 # Fields UpdateAccount may change (AIP-134 update_mask paths).

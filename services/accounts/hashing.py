@@ -123,12 +123,6 @@ class PasswordHashing:
                                       for chunk in chunks))
         return [encoded for chunk in done for encoded in chunk]
 
-    def hash_blocking(self, passwords: Sequence[str]) -> list[str]:
-        """The same from a worker thread (a plan that changed between hashing and applying)."""
-        if not passwords:
-            return []
-        return self._pool.submit(_hash_chunk, self.params, list(passwords)).result()
-
     async def verify(self, encoded: str | None, password: str) -> tuple[bool, bool]:
         """(matches, needs rehash). Without a stored hash the dummy one is checked, so the answer takes as long."""
         loop = asyncio.get_running_loop()

@@ -133,6 +133,6 @@ class PlanWorkers:
             log.warning("a worker process could not apply a batch of %d rows; applying it in the service", rows,
                         exc_info=True)
             return None
-        if found is None:  # the worker said why in its own log
+        if found is None:  # the database changed since its plan, or it failed (and said why in its own log)
             log.warning("a worker process handed back a batch of %d rows; applying it in the service", rows)
         return found
