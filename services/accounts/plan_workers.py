@@ -19,7 +19,9 @@ and the service builds and writes the batch.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
 
@@ -43,6 +45,7 @@ from services.accounts.setpassword import LinkSettings
 from services.accounts.store import AccountStore, UsernameTaken
 
 log = logging.getLogger("portal.accounts")
+T = TypeVar("T")
 # Below this many rows a batch is planned faster in the service than its bytes travel to a worker and back.
 MIN_ROWS = 200
 # In a worker: one database (engine and connection pool) per URL, opened on the first batch.
@@ -105,34 +108,32 @@ class PlanWorkers:
         self.url = url
         self.enabled = shared_with_workers(url)
 
-    async def plan(self, request: pb.BatchApplyAccountRowsRequest) -> pb.BatchApplyAccountRowsResponse | None:
-        """The answer to a validate-only batch of columns from a worker, or None when the service should plan it
-        itself. A batch of the wrong shape or size is refused here (InvalidArgument), as the service would."""
+    async def _in_worker(self, verb: str, request: pb.BatchApplyAccountRowsRequest, fn: Callable[..., T],
+                         *args: Any) -> T | None:
+        """`fn(url, *args, serialized request)` in a worker; None for a small batch, a database workers cannot
+        see, or a worker that died, failed or handed the batch back (the service does the work itself)."""
         rows = column_rows(request.columns)
         check_batch_size(rows)
         if not self.enabled or rows < MIN_ROWS:
             return None
         try:
-            answer = await self.hashing.run(plan_serialized, self.url, request.SerializeToString())
-        except Exception:  # a worker that died or failed: the service plans the batch itself
-            log.warning("a worker process could not plan a batch of %d rows; planning it in the service", rows,
+            found = await self.hashing.run(fn, self.url, *args, request.SerializeToString())
+        except Exception:
+            log.warning("a worker process could not %s a batch of %d rows; the service does it", verb, rows,
                         exc_info=True)
             return None
-        return pb.BatchApplyAccountRowsResponse.FromString(answer)
+        if found is None:  # the database changed since the worker's plan, or it failed (and said why in its log)
+            log.warning("a worker process handed back a batch of %d rows to %s; the service does it", rows, verb)
+        return found
+
+    async def plan(self, request: pb.BatchApplyAccountRowsRequest) -> pb.BatchApplyAccountRowsResponse | None:
+        """The answer to a validate-only batch of columns from a worker, or None when the service should plan it
+        itself. A batch of the wrong shape or size is refused here (InvalidArgument), as the service would."""
+        answer = await self._in_worker("plan", request, plan_serialized)
+        return None if answer is None else pb.BatchApplyAccountRowsResponse.FromString(answer)
 
     async def apply(self, request: pb.BatchApplyAccountRowsRequest, links: LinkSettings, call: Call,
                     now: datetime) -> BatchResult | Planned | None:
         """A batch to apply, applied by a worker (or only planned, when it sets passwords); None when the service
         should apply it itself (see `Directory.apply_rows`)."""
-        rows = column_rows(request.columns)
-        if not self.enabled or rows < MIN_ROWS:
-            return None
-        try:
-            found = await self.hashing.run(apply_serialized, self.url, links, call, now, request.SerializeToString())
-        except Exception:  # a worker that died: the service applies the batch itself
-            log.warning("a worker process could not apply a batch of %d rows; applying it in the service", rows,
-                        exc_info=True)
-            return None
-        if found is None:  # the database changed since its plan, or it failed (and said why in its own log)
-            log.warning("a worker process handed back a batch of %d rows; applying it in the service", rows)
-        return found
+        return await self._in_worker("apply", request, apply_serialized, links, call, now)
