@@ -102,9 +102,10 @@ def read_plan(db: Database, store: AccountStore, rows: Sequence[AccountRow], sen
     """A batch's plan against what the database holds now, with the snapshot it was made on (nothing is
     written)."""
     lookups = planning.lookups_for(rows)
-    with paused_gc(), db.read() as session:
-        snapshot = store.snapshot(session, lookups)
-    return Planned(lookups, snapshot, planning.plan_rows(rows, snapshot, send_invitations, links_only))
+    with paused_gc():  # thousands of objects, no cycles among them
+        with db.read() as session:
+            snapshot = store.snapshot(session, lookups)
+        return Planned(lookups, snapshot, planning.plan_rows(rows, snapshot, send_invitations, links_only))
 
 
 def plan_batch(db: Database, store: AccountStore, rows: Sequence[AccountRow], send_invitations: bool,
